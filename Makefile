@@ -1,0 +1,28 @@
+# medpro: PGXS build.  `make`, `make install`, `make installcheck`.
+EXTENSION   = medpro
+EXTVERSION  = 0.1.0
+
+MODULE_big  = medpro
+OBJS        = src/medpro.o src/crypto.o src/jwt.o src/remote.o src/audit.o \
+              src/tenant.o src/auth.o
+
+# The install script is assembled from one part per concern (sql/ext/NN_*.sql).
+EXT_SCRIPT  = $(EXTENSION)--$(EXTVERSION).sql
+EXT_PARTS   = $(sort $(wildcard sql/ext/*.sql))
+DATA_built  = $(EXT_SCRIPT)
+EXTRA_CLEAN = $(EXT_SCRIPT) results/ regression.diffs regression.out
+
+REGRESS      = setup jwt crypto auth tenant
+REGRESS_OPTS = --dbname=medpro_regress
+
+PG_CONFIG  ?= pg_config
+PG_CPPFLAGS = -I$(srcdir)/src -I$(shell $(PG_CONFIG) --includedir)
+SHLIB_LINK  = -lcrypto -largon2 -lpq
+
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)
+
+$(EXT_SCRIPT): $(EXT_PARTS)
+	cat $^ > $@
+
+$(OBJS): $(wildcard src/*.h)

@@ -1,0 +1,177 @@
+-- medpro install script, part 00: the central catalog and the roles.
+--
+-- Assembled by the Makefile from sql/ext/NN_*.sql into medpro--<version>.sql.
+-- Catalog tables live in schema medpro and are extension configuration
+-- tables, so pg_dump keeps their rows.  No secret is stored in plain text:
+-- key material and clinic credentials are sealed under the master key
+-- (see docs/master-key.md).
+
+\echo Use "CREATE EXTENSION medpro CASCADE" to load this file. \quit
+
+DO $roles$
+BEGIN
+	IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'medpro_api') THEN
+		CREATE ROLE medpro_api NOLOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOINHERIT;
+	END IF;
+	IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'medpro_operator') THEN
+		CREATE ROLE medpro_operator NOLOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOINHERIT;
+	END IF;
+END
+$roles$;
+
+CREATE SCHEMA medpro;
+COMMENT ON SCHEMA medpro IS 'medpro central catalog: servers, clinics, users, keys, migrations, audit trail';
+REVOKE ALL ON SCHEMA medpro FROM PUBLIC;
+GRANT USAGE ON SCHEMA medpro TO medpro_api, medpro_operator;
+
+-- PostgreSQL servers that hold clinic databases.
+CREATE TABLE medpro.servers (
+	name			text PRIMARY KEY CHECK (name ~ '^[a-z][a-z0-9_]{0,62}$'),
+	conninfo_sealed bytea,			-- NULL: this server, over the Unix socket
+	is_default		boolean NOT NULL DEFAULT false,
+	created_at		timestamptz NOT NULL DEFAULT now()
+);
+CREATE UNIQUE INDEX servers_one_default ON medpro.servers ((true)) WHERE is_default;
+COMMENT ON TABLE medpro.servers IS 'PostgreSQL servers holding clinic databases; connection strings are sealed';
+
+CREATE TABLE medpro.clinics (
+	id				uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+	name			text NOT NULL CHECK (btrim(name) <> '' AND length(name) <= 200),
+	country			text NOT NULL CHECK (country IN ('FR', 'ES')),
+	business_number text,
+	vat_number		text,
+	email			text,
+	phone			text,
+	address			jsonb NOT NULL DEFAULT '{}',
+	timezone		text,
+	status			text NOT NULL DEFAULT 'provisioning'
+		CHECK (status IN ('provisioning', 'active', 'suspended', 'dropping', 'dropped', 'failed')),
+	status_reason	text,
+	server			text REFERENCES medpro.servers (name),
+	db_name			text UNIQUE,
+	db_role			text UNIQUE,
+	db_password_sealed bytea,
+	schema_version	integer NOT NULL DEFAULT 0,
+	last_error		text,
+	created_at		timestamptz NOT NULL DEFAULT now(),
+	updated_at		timestamptz NOT NULL DEFAULT now(),
+	deleted_at		timestamptz
+);
+CREATE UNIQUE INDEX clinics_email_key ON medpro.clinics (lower(email)) WHERE deleted_at IS NULL;
+COMMENT ON TABLE medpro.clinics IS 'one row per clinic; status is the provisioning state machine';
+
+CREATE TABLE medpro.users (
+	id				uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+	clinic_id		uuid REFERENCES medpro.clinics (id),
+	email			text NOT NULL CHECK (length(email) <= 254),
+	password_hash	text NOT NULL CHECK (password_hash LIKE '$argon2id$%'),
+	role			text NOT NULL CHECK (role IN ('super_admin', 'admin', 'doctor', 'secretary')),
+	first_name		text,
+	last_name		text,
+	is_active		boolean NOT NULL DEFAULT true,
+	token_version	integer NOT NULL DEFAULT 1,
+	failed_logins	integer NOT NULL DEFAULT 0,
+	locked_until	timestamptz,
+	last_login_at	timestamptz,
+	created_at		timestamptz NOT NULL DEFAULT now(),
+	updated_at		timestamptz NOT NULL DEFAULT now(),
+	deleted_at		timestamptz,
+	CONSTRAINT users_clinic_by_role CHECK ((role = 'super_admin') = (clinic_id IS NULL))
+);
+CREATE UNIQUE INDEX users_email_key ON medpro.users (lower(email)) WHERE deleted_at IS NULL;
+CREATE INDEX users_clinic_idx ON medpro.users (clinic_id);
+COMMENT ON TABLE medpro.users IS 'application users; passwords are Argon2id PHC strings, never stored as given';
+
+-- Signing and verification keys.  secret_sealed holds the HMAC secret (or a
+-- private key) sealed under the master key with context 'medpro.keys:<kid>'.
+CREATE TABLE medpro.keys (
+	kid				text PRIMARY KEY CHECK (kid ~ '^[A-Za-z0-9._-]{1,64}$'),
+	algorithm		text NOT NULL,
+	secret_sealed	bytea,
+	public_pem		text,
+	issuer			text,			-- iss required of tokens this key verifies; NULL = not checked
+	status			text NOT NULL DEFAULT 'active' CHECK (status IN ('active', 'verify', 'retired')),
+	source			text NOT NULL CHECK (source IN ('generated', 'imported')),
+	created_at		timestamptz NOT NULL DEFAULT now(),
+	retired_at		timestamptz
+);
+CREATE UNIQUE INDEX keys_one_active ON medpro.keys ((true)) WHERE status = 'active';
+COMMENT ON TABLE medpro.keys IS 'JWT keyring: one active signing key, older keys verify until retired';
+
+-- Clinic schema migrations known to the central database.
+CREATE TABLE medpro.migrations (
+	version			integer PRIMARY KEY CHECK (version > 0),
+	name			text NOT NULL,
+	checksum		text NOT NULL,
+	sql				text NOT NULL,
+	source			text NOT NULL DEFAULT 'extension' CHECK (source IN ('extension', 'operator')),
+	transactional	boolean NOT NULL DEFAULT true,
+	created_at		timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE medpro.migrations IS 'clinic-schema migrations, checksummed';
+
+CREATE TABLE medpro.clinic_migrations (
+	clinic_id		uuid NOT NULL REFERENCES medpro.clinics (id),
+	version			integer NOT NULL REFERENCES medpro.migrations (version),
+	checksum		text,
+	status			text NOT NULL CHECK (status IN ('applied', 'failed')),
+	error			text,
+	attempts		integer NOT NULL DEFAULT 1,
+	applied_at		timestamptz NOT NULL DEFAULT now(),
+	duration		interval,
+	PRIMARY KEY (clinic_id, version)
+);
+COMMENT ON TABLE medpro.clinic_migrations IS 'which migration reached which clinic, and how';
+
+-- The audit trail: append-only.  Rows carry no password, token or key.
+CREATE TABLE medpro.audit_log (
+	id				bigserial PRIMARY KEY,
+	clinic_id		uuid,
+	user_id			uuid,
+	action			text NOT NULL,
+	entity			text,
+	entity_id		text,
+	old_data		jsonb,
+	new_data		jsonb,
+	ip				inet,
+	at				timestamptz NOT NULL DEFAULT clock_timestamp()
+);
+CREATE INDEX audit_log_clinic_idx ON medpro.audit_log (clinic_id, at);
+COMMENT ON TABLE medpro.audit_log IS 'append-only audit trail of logins, authentication failures, writes and lifecycle actions';
+
+CREATE FUNCTION medpro.audit_log_refuse_change() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+	RAISE EXCEPTION 'medpro.audit_log is append-only'
+		USING ERRCODE = 'insufficient_privilege';
+END
+$$;
+COMMENT ON FUNCTION medpro.audit_log_refuse_change() IS 'trigger: refuses UPDATE, DELETE and TRUNCATE on medpro.audit_log';
+CREATE TRIGGER audit_log_append_only BEFORE UPDATE OR DELETE ON medpro.audit_log
+	FOR EACH ROW EXECUTE FUNCTION medpro.audit_log_refuse_change();
+CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON medpro.audit_log
+	FOR EACH STATEMENT EXECUTE FUNCTION medpro.audit_log_refuse_change();
+
+SELECT pg_catalog.pg_extension_config_dump('medpro.servers', '');
+SELECT pg_catalog.pg_extension_config_dump('medpro.clinics', '');
+SELECT pg_catalog.pg_extension_config_dump('medpro.users', '');
+SELECT pg_catalog.pg_extension_config_dump('medpro.keys', '');
+SELECT pg_catalog.pg_extension_config_dump('medpro.migrations', $$WHERE source = 'operator'$$);
+SELECT pg_catalog.pg_extension_config_dump('medpro.clinic_migrations', '');
+SELECT pg_catalog.pg_extension_config_dump('medpro.audit_log', '');
+SELECT pg_catalog.pg_extension_config_dump('medpro.audit_log_id_seq', '');
+
+-- Nothing in the catalog is readable by PUBLIC or medpro_api: they go through
+-- functions.  Operators read the tables that hold no secret material.
+REVOKE ALL ON ALL TABLES IN SCHEMA medpro FROM PUBLIC;
+REVOKE ALL ON ALL SEQUENCES IN SCHEMA medpro FROM PUBLIC;
+GRANT SELECT ON medpro.migrations, medpro.clinic_migrations, medpro.audit_log TO medpro_operator;
+GRANT SELECT (id, name, country, business_number, vat_number, email, phone, address, timezone,
+			  status, status_reason, server, db_name, schema_version, last_error,
+			  created_at, updated_at, deleted_at) ON medpro.clinics TO medpro_operator;
+GRANT SELECT (id, clinic_id, email, role, first_name, last_name, is_active, token_version,
+			  failed_logins, locked_until, last_login_at, created_at, updated_at, deleted_at)
+	ON medpro.users TO medpro_operator;
+GRANT SELECT (kid, algorithm, public_pem, issuer, status, source, created_at, retired_at)
+	ON medpro.keys TO medpro_operator;
+GRANT SELECT (name, is_default, created_at) ON medpro.servers TO medpro_operator;

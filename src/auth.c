@@ -1,0 +1,835 @@
+/*
+ * auth.c
+ *	  The keyring (rotate, import), password hashing policy, medpro_login and
+ *	  medpro_authenticate.
+ *
+ * These functions run as SECURITY DEFINER (the extension owner) with a
+ * pinned search_path; every catalog access is schema-qualified SPI.  Key
+ * material and unsealed secrets exist only in C memory and are wiped as soon
+ * as they have been used.  medpro_authenticate is the only caller of
+ * tenant_set(): the tenant context is written after, and only after, a
+ * token verified against the keyring, the user and the clinic.
+ */
+#include "postgres.h"
+
+#include "catalog/pg_collation.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "funcapi.h"
+#include "mb/pg_wchar.h"
+#include "miscadmin.h"
+#include "utils/acl.h"
+#include "utils/builtins.h"
+#include "utils/formatting.h"
+#include "utils/json.h"
+#include "utils/jsonb.h"
+#include "utils/timestamp.h"
+#include "utils/uuid.h"
+
+#include "audit.h"
+#include "auth.h"
+#include "crypto.h"
+#include "jwt.h"
+#include "medpro.h"
+#include "remote.h"
+#include "tenant.h"
+
+#define PASSWORD_MIN_LEN	12
+#define PASSWORD_MAX_LEN	1024
+#define EMAIL_MAX_LEN		254
+
+/* One row of medpro.keys, as the verifier needs it. */
+typedef struct KeyRow
+{
+	char	   *kid;
+	char	   *algorithm;
+	bytea	   *secret_sealed;
+	char	   *issuer;
+	bool		imported;
+} KeyRow;
+
+bool
+auth_caller_is_operator(void)
+{
+	Oid			outer = GetOuterUserId();
+	Oid			op = get_role_oid("medpro_operator", true);
+
+	if (superuser_arg(outer))
+		return true;
+	return OidIsValid(op) && has_privs_of_role(outer, op);
+}
+
+static void
+require_operator(const char *what)
+{
+	if (!auth_caller_is_operator())
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied to %s", what),
+				 errhint("Only members of medpro_operator may do this.")));
+}
+
+static char *
+text_arg(FunctionCallInfo fcinfo, int n, const char *name)
+{
+	if (PG_ARGISNULL(n))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s must not be null", name)));
+	return text_to_cstring(PG_GETARG_TEXT_PP(n));
+}
+
+static char *
+uuid_to_cstring(const pg_uuid_t *u)
+{
+	return DatumGetCString(DirectFunctionCall1(uuid_out, UUIDPGetDatum(u)));
+}
+
+/* Random version-4 UUID text, for jti. */
+static char *
+random_uuid_text(void)
+{
+	pg_uuid_t	u;
+
+	crypto_random_bytes(u.data, UUID_LEN);
+	u.data[6] = (u.data[6] & 0x0f) | 0x40;
+	u.data[8] = (u.data[8] & 0x3f) | 0x80;
+	return uuid_to_cstring(&u);
+}
+
+static char *
+sealing_context(const char *kid)
+{
+	return psprintf("medpro.keys:%s", kid);
+}
+
+/* Run a query with text parameters; returns SPI_processed. */
+static uint64
+spi_exec(const char *sql, int nargs, const char *const *values, bool read_only)
+{
+	Oid			types[8];
+	Datum		args[8];
+	char		nulls[8];
+	int			i;
+	int			rc;
+
+	Assert(nargs <= 8);
+	for (i = 0; i < nargs; i++)
+	{
+		types[i] = TEXTOID;
+		args[i] = values[i] ? CStringGetTextDatum(values[i]) : (Datum) 0;
+		nulls[i] = values[i] ? ' ' : 'n';
+	}
+	rc = SPI_execute_with_args(sql, nargs, types, args, nargs ? nulls : NULL,
+							   read_only, 0);
+	if (rc < 0)
+		elog(ERROR, "SPI_execute_with_args failed: %s", SPI_result_code_string(rc));
+	return SPI_processed;
+}
+
+/* Column of the current SPI result row as a palloc'd C string, or NULL. */
+static char *
+spi_text(int row, int col)
+{
+	return SPI_getvalue(SPI_tuptable->vals[row], SPI_tuptable->tupdesc, col);
+}
+
+static bytea *
+spi_bytea(int row, int col)
+{
+	bool		isnull;
+	Datum		d = SPI_getbinval(SPI_tuptable->vals[row], SPI_tuptable->tupdesc,
+								  col, &isnull);
+
+	if (isnull)
+		return NULL;
+	return DatumGetByteaPCopy(d);
+}
+
+static bool
+spi_bool(int row, int col)
+{
+	bool		isnull;
+	Datum		d = SPI_getbinval(SPI_tuptable->vals[row], SPI_tuptable->tupdesc,
+								  col, &isnull);
+
+	return !isnull && DatumGetBool(d);
+}
+
+/* Seal secret under kid and insert it as the new active key. */
+static void
+store_key(const char *kid, JwtAlg alg, const uint8 *secret, size_t len,
+		  bool imported)
+{
+	bytea	   *sealed = crypto_seal(secret, len, sealing_context(kid));
+	Oid			types[4] = {TEXTOID, TEXTOID, BYTEAOID, TEXTOID};
+	Datum		args[4];
+	int			rc;
+
+	args[0] = CStringGetTextDatum(kid);
+	args[1] = CStringGetTextDatum(jwt_alg_name(alg));
+	args[2] = PointerGetDatum(sealed);
+	args[3] = CStringGetTextDatum(imported ? "imported" : "generated");
+
+	if (!imported)
+		spi_exec("UPDATE medpro.keys SET status = 'verify' WHERE status = 'active'",
+				 0, NULL, false);
+	rc = SPI_execute_with_args("INSERT INTO medpro.keys (kid, algorithm, secret_sealed, status, source) "
+							   "VALUES ($1, $2, $3, CASE WHEN $4 = 'imported' THEN 'verify' ELSE 'active' END, $4)",
+							   4, types, args, NULL, false, 0);
+	if (rc != SPI_OK_INSERT)
+		elog(ERROR, "could not store key: %s", SPI_result_code_string(rc));
+}
+
+/* SQL: medpro_key_rotate(algorithm text DEFAULT 'HS256') RETURNS text */
+PG_FUNCTION_INFO_V1(medpro_key_rotate);
+Datum
+medpro_key_rotate(PG_FUNCTION_ARGS)
+{
+	char	   *algname = text_arg(fcinfo, 0, "algorithm");
+	JwtAlg		alg;
+	uint8		secret[64];
+	size_t		len;
+	uint8		kidbytes[9];
+	char		kid[32];
+	int			i;
+
+	require_operator("rotate keys");
+	alg = jwt_alg_from_name(algname);
+	len = jwt_alg_min_key_len(alg);
+	Assert(len <= sizeof(secret));
+
+	crypto_random_bytes(kidbytes, sizeof(kidbytes));
+	strcpy(kid, "mp");
+	for (i = 0; i < (int) sizeof(kidbytes); i++)
+		snprintf(kid + 2 + 2 * i, 3, "%02x", kidbytes[i]);
+
+	SPI_connect();
+	crypto_random_bytes(secret, len);
+	PG_TRY();
+	{
+		store_key(kid, alg, secret, len, false);
+	}
+	PG_FINALLY();
+	{
+		crypto_wipe(secret, sizeof(secret));
+	}
+	PG_END_TRY();
+	audit_write(NULL, NULL, "key_rotate", "key", kid, NULL,
+				psprintf("{\"algorithm\": \"%s\"}", jwt_alg_name(alg)), false);
+	SPI_finish();
+
+	PG_RETURN_TEXT_P(cstring_to_text(kid));
+}
+
+/* SQL: medpro_key_import(kid text, algorithm text, key text) RETURNS void */
+PG_FUNCTION_INFO_V1(medpro_key_import);
+Datum
+medpro_key_import(PG_FUNCTION_ARGS)
+{
+	char	   *kid = text_arg(fcinfo, 0, "kid");
+	char	   *algname = text_arg(fcinfo, 1, "algorithm");
+	text	   *key;
+	JwtAlg		alg;
+	size_t		keylen;
+	const char *kv[1];
+	int			i;
+
+	require_operator("import keys");
+	if (PG_ARGISNULL(2))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("key must not be null")));
+	key = PG_GETARG_TEXT_PP(2);
+	keylen = VARSIZE_ANY_EXHDR(key);
+	alg = jwt_alg_from_name(algname);
+
+	if (strlen(kid) == 0 || strlen(kid) > 64)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("kid must have 1 to 64 characters")));
+	for (i = 0; kid[i]; i++)
+		if (!(isalnum((unsigned char) kid[i]) || kid[i] == '-' || kid[i] == '_' || kid[i] == '.'))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("kid may only contain letters, digits, \".\", \"-\" and \"_\"")));
+	if (keylen < jwt_alg_min_key_len(alg))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("HMAC key too short for %s", jwt_alg_name(alg)),
+				 errdetail("The key has %zu bytes; RFC 7518 section 3.2 requires at least %zu.",
+						   keylen, jwt_alg_min_key_len(alg))));
+
+	SPI_connect();
+	kv[0] = kid;
+	if (spi_exec("SELECT 1 FROM medpro.keys WHERE kid = $1", 1, kv, true) > 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_DUPLICATE_OBJECT),
+				 errmsg("key \"%s\" already exists", kid)));
+	store_key(kid, alg, (const uint8 *) VARDATA_ANY(key), keylen, true);
+	audit_write(NULL, NULL, "key_import", "key", kid, NULL,
+				psprintf("{\"algorithm\": \"%s\"}", jwt_alg_name(alg)), false);
+	SPI_finish();
+
+	PG_RETURN_VOID();
+}
+
+/* SQL: medpro.password_hash(password text, email text) RETURNS text */
+PG_FUNCTION_INFO_V1(medpro_password_hash);
+Datum
+medpro_password_hash(PG_FUNCTION_ARGS)
+{
+	text	   *pw;
+	char	   *pwstr;
+	size_t		len;
+	char	   *phc;
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("password must not be null")));
+	pw = PG_GETARG_TEXT_PP(0);
+	len = VARSIZE_ANY_EXHDR(pw);
+	if (len > PASSWORD_MAX_LEN)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("password is too long"),
+				 errdetail("Passwords have at most %d bytes.", PASSWORD_MAX_LEN)));
+	pwstr = text_to_cstring(pw);
+	if (pg_mbstrlen_with_len(pwstr, len) < PASSWORD_MIN_LEN)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("password is too short"),
+				 errdetail("Passwords have at least %d characters.", PASSWORD_MIN_LEN)));
+	if (!PG_ARGISNULL(1))
+	{
+		char	   *email = text_to_cstring(PG_GETARG_TEXT_PP(1));
+		char	   *lower_pw = str_tolower(pwstr, len, DEFAULT_COLLATION_OID);
+		char	   *lower_email = str_tolower(email, strlen(email), DEFAULT_COLLATION_OID);
+		char	   *at = strchr(lower_email, '@');
+
+		if (at)
+			*at = '\0';
+		if (strlen(lower_email) >= 4 && strstr(lower_pw, lower_email) != NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("password must not contain the account's email address")));
+		crypto_wipe(lower_pw, strlen(lower_pw));
+	}
+	phc = crypto_password_hash(pwstr, len);
+	crypto_wipe(pwstr, len);
+	PG_RETURN_TEXT_P(cstring_to_text(phc));
+}
+
+/* SQL: medpro.caller_is_operator() RETURNS boolean */
+PG_FUNCTION_INFO_V1(medpro_caller_is_operator);
+Datum
+medpro_caller_is_operator(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_BOOL(auth_caller_is_operator());
+}
+
+/* SQL: medpro.context(OUT clinic_id uuid, OUT user_id uuid, OUT role text) */
+PG_FUNCTION_INFO_V1(medpro_context);
+Datum
+medpro_context(PG_FUNCTION_ARGS)
+{
+	const TenantContext *ctx = tenant_get();
+	TupleDesc	tupdesc;
+	Datum		values[3];
+	bool		nulls[3] = {true, true, true};
+
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+	if (ctx)
+	{
+		if (ctx->has_clinic)
+		{
+			pg_uuid_t  *c = palloc(sizeof(pg_uuid_t));
+
+			*c = ctx->clinic_id;
+			values[0] = UUIDPGetDatum(c);
+			nulls[0] = false;
+		}
+		values[1] = UUIDPGetDatum(&((TenantContext *) ctx)->user_id);
+		nulls[1] = false;
+		values[2] = CStringGetTextDatum(ctx->role);
+		nulls[2] = false;
+	}
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
+}
+
+/*
+ * Login. -----------------------------------------------------------------
+ */
+
+static void
+login_refuse(const char *user_id, const char *email, const char *reason)
+{
+	const char *values[6];
+
+	values[0] = user_id;
+	values[1] = email;
+	values[2] = reason;
+	values[3] = audit_client_addr();
+	values[4] = psprintf("%d", medpro_login_max_failures);
+	values[5] = psprintf("%d", medpro_login_lockout);
+	remote_autonomous_exec("SELECT medpro.login_failed($1::uuid, $2, $3, $4::inet, $5::int, $6::int)",
+						   6, values);
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PASSWORD),
+			 errmsg("invalid email or password")));
+}
+
+/* Append "key": value (a JSON string, or null) to buf. */
+static void
+json_member(StringInfo buf, const char *key, const char *value)
+{
+	if (buf->len > 1)
+		appendStringInfoChar(buf, ',');
+	escape_json(buf, key);
+	appendStringInfoChar(buf, ':');
+	if (value)
+		escape_json(buf, value);
+	else
+		appendStringInfoString(buf, "null");
+}
+
+/* SQL: medpro_login(email text, password text) RETURNS text */
+PG_FUNCTION_INFO_V1(medpro_login);
+Datum
+medpro_login(PG_FUNCTION_ARGS)
+{
+	char	   *email = text_arg(fcinfo, 0, "email");
+	text	   *pw;
+	char	   *pwstr;
+	size_t		pwlen;
+	const char *v[1];
+	char	   *user_id = NULL;
+	char	   *clinic_id = NULL;
+	char	   *role = NULL;
+	char	   *db_email = NULL;
+	char	   *phc = NULL;
+	char	   *token_version = NULL;
+	char	   *clinic_status = NULL;
+	bool		found;
+	bool		active = false;
+	bool		locked = false;
+	bool		ok;
+	StringInfoData claims;
+	int64		now;
+	char	   *kid;
+	JwtAlg		alg;
+	bytea	   *sealed;
+	uint8	   *secret;
+	size_t		secret_len;
+	char	   *token;
+
+	if (PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("password must not be null")));
+	pw = PG_GETARG_TEXT_PP(1);
+	pwlen = VARSIZE_ANY_EXHDR(pw);
+	pwstr = text_to_cstring(pw);
+
+	SPI_connect();
+	v[0] = email;
+	found = strlen(email) <= EMAIL_MAX_LEN &&
+		spi_exec("SELECT u.id, u.clinic_id, u.role, u.email, u.password_hash, "
+				 "       u.is_active, u.token_version, "
+				 "       coalesce(u.locked_until > clock_timestamp(), false), c.status "
+				 "  FROM medpro.users u LEFT JOIN medpro.clinics c ON c.id = u.clinic_id "
+				 " WHERE lower(u.email) = lower($1) AND u.deleted_at IS NULL",
+				 1, v, true) == 1;
+	if (found)
+	{
+		user_id = spi_text(0, 1);
+		clinic_id = spi_text(0, 2);
+		role = spi_text(0, 3);
+		db_email = spi_text(0, 4);
+		phc = spi_text(0, 5);
+		active = spi_bool(0, 6);
+		token_version = spi_text(0, 7);
+		locked = spi_bool(0, 8);
+		clinic_status = spi_text(0, 9);
+	}
+
+	/* The same Argon2 work is done whether or not the user exists. */
+	if (found && pwlen <= PASSWORD_MAX_LEN)
+		ok = crypto_password_verify(phc, pwstr, pwlen);
+	else
+	{
+		crypto_password_verify_dummy(pwstr, pwlen <= PASSWORD_MAX_LEN ? pwlen : 0);
+		ok = false;
+	}
+	crypto_wipe(pwstr, pwlen);
+
+	if (!found)
+		login_refuse(NULL, email, "unknown email");
+	if (locked)
+		login_refuse(user_id, db_email, "account locked");
+	if (!ok)
+		login_refuse(user_id, db_email, "wrong password");
+	if (!active)
+		login_refuse(user_id, db_email, "user inactive");
+	if (clinic_id && (clinic_status == NULL || strcmp(clinic_status, "active") != 0))
+	{
+		if (clinic_status && strcmp(clinic_status, "suspended") == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("clinic is suspended")));
+		login_refuse(user_id, db_email, "clinic not active");
+	}
+
+	/* The signing key. */
+	if (spi_exec("SELECT kid, algorithm, secret_sealed FROM medpro.keys WHERE status = 'active'",
+				 0, NULL, true) != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("no active signing key"),
+				 errhint("An operator must call medpro_key_rotate() first.")));
+	kid = spi_text(0, 1);
+	alg = jwt_alg_from_name(spi_text(0, 2));
+	sealed = spi_bytea(0, 3);
+
+	now = (int64) timestamptz_to_time_t(GetCurrentTimestamp());
+	initStringInfo(&claims);
+	appendStringInfoChar(&claims, '{');
+	json_member(&claims, "iss", medpro_jwt_issuer ? medpro_jwt_issuer : "medpro");
+	if (medpro_jwt_audience && medpro_jwt_audience[0])
+		json_member(&claims, "aud", medpro_jwt_audience);
+	json_member(&claims, "sub", user_id);
+	json_member(&claims, "clinic_id", clinic_id);
+	json_member(&claims, "role", role);
+	json_member(&claims, "email", db_email);
+	json_member(&claims, "jti", random_uuid_text());
+	appendStringInfo(&claims, ",\"iat\":" INT64_FORMAT ",\"exp\":" INT64_FORMAT ",\"ver\":%s}",
+					 now, now + medpro_token_lifetime, token_version);
+
+	secret = crypto_unseal(sealed, sealing_context(kid), &secret_len);
+	PG_TRY();
+	{
+		token = jwt_sign(DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(claims.data))),
+						 secret, secret_len, alg, kid);
+	}
+	PG_FINALLY();
+	{
+		crypto_wipe(secret, secret_len);
+	}
+	PG_END_TRY();
+
+	v[0] = user_id;
+	spi_exec("UPDATE medpro.users SET failed_logins = 0, locked_until = NULL, "
+			 "last_login_at = clock_timestamp() WHERE id = $1::uuid", 1, v, false);
+	{
+		pg_uuid_t  *uid = DatumGetUUIDP(DirectFunctionCall1(uuid_in, CStringGetDatum(user_id)));
+		pg_uuid_t  *cid = clinic_id ? DatumGetUUIDP(DirectFunctionCall1(uuid_in, CStringGetDatum(clinic_id))) : NULL;
+		StringInfoData detail;
+
+		initStringInfo(&detail);
+		appendStringInfoChar(&detail, '{');
+		json_member(&detail, "email", db_email);
+		json_member(&detail, "kid", kid);
+		appendStringInfoChar(&detail, '}');
+		audit_write(cid, uid, "login", "user", user_id, NULL, detail.data, false);
+	}
+	SPI_finish();
+
+	PG_RETURN_TEXT_P(cstring_to_text(token));
+}
+
+/*
+ * Authentication. ----------------------------------------------------------
+ */
+
+/* Refuse a token: audit the reason autonomously, then raise 28000. */
+static void
+auth_refuse(const char *reason, const char *kid, const char *user_id)
+{
+	StringInfoData detail;
+
+	initStringInfo(&detail);
+	appendStringInfoChar(&detail, '{');
+	json_member(&detail, "reason", reason);
+	if (kid)
+		json_member(&detail, "kid", kid);
+	appendStringInfoChar(&detail, '}');
+	audit_write(NULL, NULL, "auth_failed", "token", user_id, NULL, detail.data, true);
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION),
+			 errmsg("invalid token: %s", reason)));
+}
+
+/* Look up a claim; NULL when absent. */
+static JsonbValue *
+claim(Jsonb *j, const char *name)
+{
+	JsonbValue *res = palloc(sizeof(JsonbValue));
+
+	if (j == NULL || !JB_ROOT_IS_OBJECT(j))
+		return NULL;
+	return getKeyJsonValueFromContainer(&j->root, name, strlen(name), res);
+}
+
+/* A string claim as a C string; NULL when absent; *bad when not a string. */
+static char *
+claim_string(Jsonb *j, const char *name, bool *bad)
+{
+	JsonbValue *v = claim(j, name);
+
+	if (v == NULL || v->type == jbvNull)
+		return NULL;
+	if (v->type != jbvString)
+	{
+		*bad = true;
+		return NULL;
+	}
+	return pnstrdup(v->val.string.val, v->val.string.len);
+}
+
+/*
+ * Strict UUID parse: exactly the canonical 36-character lower- or
+ * upper-case hex form.  Returns false for anything else.
+ */
+static bool
+parse_uuid_strict(const char *s, pg_uuid_t *out)
+{
+	int			i,
+				j = 0;
+
+	if (s == NULL || strlen(s) != 36)
+		return false;
+	for (i = 0; i < 36; i++)
+	{
+		if (i == 8 || i == 13 || i == 18 || i == 23)
+		{
+			if (s[i] != '-')
+				return false;
+			continue;
+		}
+		if (!isxdigit((unsigned char) s[i]))
+			return false;
+	}
+	for (i = 0; i < 36; i += 2)
+	{
+		char		hex[3];
+
+		if (s[i] == '-')
+			i++;
+		hex[0] = s[i];
+		hex[1] = s[i + 1];
+		hex[2] = '\0';
+		out->data[j++] = (uint8) strtol(hex, NULL, 16);
+	}
+	return j == UUID_LEN;
+}
+
+static bool
+audience_matches(Jsonb *payload, const char *aud)
+{
+	JsonbValue *v = claim(payload, "aud");
+
+	if (v == NULL)
+		return false;
+	if (v->type == jbvString)
+		return (size_t) v->val.string.len == strlen(aud) &&
+			memcmp(v->val.string.val, aud, v->val.string.len) == 0;
+	if (v->type == jbvBinary)
+	{
+		JsonbIterator *it = JsonbIteratorInit(v->val.binary.data);
+		JsonbValue	elem;
+		JsonbIteratorToken tok;
+		bool		match = false;
+
+		while ((tok = JsonbIteratorNext(&it, &elem, true)) != WJB_DONE)
+		{
+			if (tok == WJB_ELEM && elem.type == jbvString &&
+				(size_t) elem.val.string.len == strlen(aud) &&
+				memcmp(elem.val.string.val, aud, elem.val.string.len) == 0)
+				match = true;
+		}
+		return match;
+	}
+	return false;
+}
+
+/* Find the key a token names; NULL when there is none it may use. */
+static KeyRow *
+find_key(const char *kid, const char *alg)
+{
+	const char *v[2];
+	KeyRow	   *k;
+
+	if (kid)
+	{
+		v[0] = kid;
+		if (spi_exec("SELECT kid, algorithm, secret_sealed, issuer, source = 'imported' "
+					 "  FROM medpro.keys WHERE kid = $1 AND status <> 'retired'",
+					 1, v, true) != 1)
+			return NULL;
+	}
+	else
+	{
+		/* No kid: only the newest imported key of that algorithm may match. */
+		v[0] = alg;
+		if (spi_exec("SELECT kid, algorithm, secret_sealed, issuer, source = 'imported' "
+					 "  FROM medpro.keys "
+					 " WHERE source = 'imported' AND status <> 'retired' AND algorithm = $1 "
+					 " ORDER BY created_at DESC LIMIT 1",
+					 1, v, true) != 1)
+			return NULL;
+	}
+	k = palloc0(sizeof(KeyRow));
+	k->kid = spi_text(0, 1);
+	k->algorithm = spi_text(0, 2);
+	k->secret_sealed = spi_bytea(0, 3);
+	k->issuer = spi_text(0, 4);
+	k->imported = spi_bool(0, 5);
+	return k;
+}
+
+/* SQL: medpro_authenticate(token text, session boolean DEFAULT false) RETURNS jsonb */
+PG_FUNCTION_INFO_V1(medpro_authenticate);
+Datum
+medpro_authenticate(PG_FUNCTION_ARGS)
+{
+	bool		session = PG_ARGISNULL(1) ? false : PG_GETARG_BOOL(1);
+	text	   *token;
+	const char *tok;
+	size_t		toklen;
+	const char *reason = NULL;
+	Jsonb	   *header;
+	bool		bad = false;
+	char	   *kid;
+	char	   *hdr_alg;
+	KeyRow	   *key;
+	JwtAlg		alg;
+	uint8	   *secret;
+	size_t		secret_len;
+	JwtResult	res;
+	char	   *iss;
+	char	   *sub;
+	char	   *clinic_claim;
+	pg_uuid_t	user_id;
+	pg_uuid_t	clinic_id;
+	bool		has_clinic;
+	JsonbValue *ver;
+	int64		token_ver = 1;
+	const char *v[1];
+	char	   *db_clinic;
+	char	   *db_role;
+	char	   *clinic_status;
+
+	SPI_connect();
+
+	if (PG_ARGISNULL(0))
+		auth_refuse("missing", NULL, NULL);
+	token = PG_GETARG_TEXT_PP(0);
+	tok = VARDATA_ANY(token);
+	toklen = VARSIZE_ANY_EXHDR(token);
+	if (toklen == 0)
+		auth_refuse("missing", NULL, NULL);
+	if (toklen > JWT_MAX_TOKEN_LEN)
+		auth_refuse("token too large", NULL, NULL);
+
+	header = jwt_peek_header(tok, toklen, &reason);
+	if (header == NULL)
+		auth_refuse(reason, NULL, NULL);
+	kid = claim_string(header, "kid", &bad);
+	hdr_alg = claim_string(header, "alg", &bad);
+	if (bad)
+		auth_refuse("malformed header", NULL, NULL);
+	if (hdr_alg == NULL)
+		auth_refuse("missing alg", kid, NULL);
+
+	key = find_key(kid, hdr_alg);
+	if (key == NULL)
+		auth_refuse("unknown key", kid, NULL);
+	if (!jwt_alg_lookup(key->algorithm, &alg) || key->secret_sealed == NULL)
+		auth_refuse("unknown key", kid, NULL);
+
+	secret = crypto_unseal(key->secret_sealed, sealing_context(key->kid), &secret_len);
+	PG_TRY();
+	{
+		jwt_verify(tok, toklen, secret, secret_len, alg, GetCurrentTimestamp(),
+				   medpro_jwt_leeway, &res);
+	}
+	PG_FINALLY();
+	{
+		crypto_wipe(secret, secret_len);
+	}
+	PG_END_TRY();
+	if (!res.valid)
+		auth_refuse(res.reason, key->kid, NULL);
+
+	/* Claims policy. */
+	iss = claim_string(res.payload, "iss", &bad);
+	if (!key->imported)
+	{
+		if (iss == NULL || strcmp(iss, medpro_jwt_issuer ? medpro_jwt_issuer : "medpro") != 0)
+			auth_refuse("wrong issuer", key->kid, NULL);
+	}
+	else if (key->issuer && (iss == NULL || strcmp(iss, key->issuer) != 0))
+		auth_refuse("wrong issuer", key->kid, NULL);
+	if (medpro_jwt_audience && medpro_jwt_audience[0] &&
+		!audience_matches(res.payload, medpro_jwt_audience))
+		auth_refuse("wrong audience", key->kid, NULL);
+
+	sub = claim_string(res.payload, "sub", &bad);
+	if (sub == NULL && !bad)
+		sub = claim_string(res.payload, "userId", &bad);
+	if (bad || !parse_uuid_strict(sub, &user_id))
+		auth_refuse("invalid subject", key->kid, NULL);
+
+	clinic_claim = claim_string(res.payload, "clinic_id", &bad);
+	if (clinic_claim == NULL && !bad)
+		clinic_claim = claim_string(res.payload, "companyId", &bad);
+	if (bad)
+		auth_refuse("invalid clinic claim", key->kid, sub);
+	has_clinic = clinic_claim != NULL;
+	if (has_clinic && !parse_uuid_strict(clinic_claim, &clinic_id))
+		auth_refuse("invalid clinic claim", key->kid, sub);
+
+	ver = claim(res.payload, "ver");
+	if (ver)
+	{
+		if (ver->type != jbvNumeric)
+			auth_refuse("invalid ver claim", key->kid, sub);
+		token_ver = DatumGetInt64(DirectFunctionCall1(numeric_int8,
+													  NumericGetDatum(ver->val.numeric)));
+	}
+
+	/* The user and the clinic, as they are now. */
+	v[0] = sub;
+	if (spi_exec("SELECT u.clinic_id, u.role, u.is_active AND u.deleted_at IS NULL, "
+				 "       u.token_version, c.status, c.deleted_at IS NULL "
+				 "  FROM medpro.users u LEFT JOIN medpro.clinics c ON c.id = u.clinic_id "
+				 " WHERE u.id = $1::uuid", 1, v, true) != 1)
+		auth_refuse("unknown user", key->kid, sub);
+	db_clinic = spi_text(0, 1);
+	db_role = spi_text(0, 2);
+	if (!spi_bool(0, 3))
+		auth_refuse("user inactive", key->kid, sub);
+	if (strtoll(spi_text(0, 4), NULL, 10) != token_ver)
+		auth_refuse("revoked", key->kid, sub);
+	clinic_status = spi_text(0, 5);
+
+	if ((db_clinic == NULL) != !has_clinic ||
+		(has_clinic && strcmp(db_clinic, uuid_to_cstring(&clinic_id)) != 0))
+		auth_refuse("clinic mismatch", key->kid, sub);
+	if (has_clinic)
+	{
+		if (clinic_status && strcmp(clinic_status, "suspended") == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("clinic is suspended")));
+		if (clinic_status == NULL || strcmp(clinic_status, "active") != 0 || !spi_bool(0, 6))
+			auth_refuse("clinic not available", key->kid, sub);
+	}
+
+	SPI_finish();
+
+	tenant_set(has_clinic ? &clinic_id : NULL, &user_id, db_role, session);
+	PG_RETURN_JSONB_P(res.payload);
+}

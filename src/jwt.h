@@ -1,0 +1,70 @@
+/*
+ * jwt.h
+ *	  Private interface of jwt.c: compact JWS (RFC 7515) signing and strict
+ *	  verification of JWTs (RFC 7519) with the HMAC algorithms.
+ */
+#ifndef MEDPRO_JWT_H
+#define MEDPRO_JWT_H
+
+#include "postgres.h"
+#include "datatype/timestamp.h"
+#include "utils/jsonb.h"
+
+typedef enum JwtAlg
+{
+	JWT_HS256,
+	JWT_HS384,
+	JWT_HS512
+} JwtAlg;
+
+/*
+ * Map an algorithm name to JwtAlg.  An unknown or unsupported name
+ * (including "none") raises 22023.
+ */
+extern JwtAlg jwt_alg_from_name(const char *name);
+/* Same, but returns false instead of raising. */
+extern bool jwt_alg_lookup(const char *name, JwtAlg *alg);
+extern const char *jwt_alg_name(JwtAlg alg);
+/* Minimum (and recommended) secret length in bytes: the hash output size. */
+extern size_t jwt_alg_min_key_len(JwtAlg alg);
+
+/*
+ * Sign payload (a jsonb object) and return the compact token, palloc'd.
+ * The header is {"alg":..., "typ":"JWT"} plus "kid" when kid is not NULL;
+ * header and payload are serialised as compact JSON.  Raises 22023 for a
+ * key shorter than jwt_alg_min_key_len or a payload that is not an object.
+ */
+extern char *jwt_sign(Jsonb *payload, const uint8 *key, size_t keylen,
+					  JwtAlg alg, const char *kid);
+
+typedef struct JwtResult
+{
+	bool		valid;			/* all checks passed */
+	const char *reason;			/* when !valid: a short reason (static) */
+	Jsonb	   *header;			/* decoded header, when it parsed */
+	Jsonb	   *payload;		/* decoded payload, when it parsed */
+} JwtResult;
+
+/*
+ * Verify token (len bytes, need not be NUL-terminated) with key under the
+ * pinned algorithm alg, at time "now", with leeway seconds of clock skew.
+ * Never raises for anything wrong with the token: res->valid is false and
+ * res->reason says why.  Raises 22023 for a bad key (too short).
+ */
+extern void jwt_verify(const char *token, size_t len,
+					   const uint8 *key, size_t keylen, JwtAlg alg,
+					   TimestampTz now, int leeway, JwtResult *res);
+
+/*
+ * Decode only the header of token, without checking anything but its
+ * syntax (used to find the "kid" before the key is known).  Returns NULL
+ * and sets *reason when the token is malformed.
+ */
+extern Jsonb *jwt_peek_header(const char *token, size_t len, const char **reason);
+
+/* Largest token accepted, in bytes; checked before any decoding. */
+#define JWT_MAX_TOKEN_LEN	8192
+/* Largest encoded header accepted, in bytes. */
+#define JWT_MAX_HEADER_LEN	1024
+
+#endif							/* MEDPRO_JWT_H */

@@ -1,0 +1,173 @@
+/*
+ * tenant.c
+ *	  The tenant context: which clinic, user and application role this
+ *	  backend acts for.
+ *
+ * The context is plain backend memory.  It is written only by tenant_set(),
+ * which medpro_authenticate calls after verifying a token; there is no
+ * setting, table or SQL function that writes it directly.  A context lasts
+ * until the end of the transaction that set it, unless it was set with
+ * session = true.  Transaction abort undoes whatever the aborted transaction
+ * set.  DISCARD ALL and RESET ALL clear it (through the utility hook).
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "fmgr.h"
+#include "nodes/parsenodes.h"
+#include "tcop/utility.h"
+#include "utils/builtins.h"
+#include "utils/uuid.h"
+
+#include "tenant.h"
+
+/* The context in force, and the session-level one to fall back to. */
+static TenantContext current;
+static TenantContext session_ctx;
+
+static ProcessUtility_hook_type prev_utility_hook = NULL;
+
+static void
+tenant_xact_callback(XactEvent event, void *arg)
+{
+	switch (event)
+	{
+		case XACT_EVENT_COMMIT:
+		case XACT_EVENT_PARALLEL_COMMIT:
+		case XACT_EVENT_PREPARE:
+			/* A session context set in this transaction becomes the fallback. */
+			if (current.valid && current.session)
+				session_ctx = current;
+			current = session_ctx;
+			break;
+		case XACT_EVENT_ABORT:
+		case XACT_EVENT_PARALLEL_ABORT:
+			/* Undo whatever the aborted transaction did. */
+			current = session_ctx;
+			break;
+		default:
+			break;
+	}
+}
+
+static void
+tenant_utility_hook(PlannedStmt *pstmt, const char *queryString,
+					bool readOnlyTree, ProcessUtilityContext context,
+					ParamListInfo params, QueryEnvironment *queryEnv,
+					DestReceiver *dest, QueryCompletion *qc)
+{
+	Node	   *stmt = pstmt->utilityStmt;
+
+	if ((IsA(stmt, DiscardStmt) && ((DiscardStmt *) stmt)->target == DISCARD_ALL) ||
+		(IsA(stmt, VariableSetStmt) && ((VariableSetStmt *) stmt)->kind == VAR_RESET_ALL))
+		tenant_clear();
+
+	if (prev_utility_hook)
+		prev_utility_hook(pstmt, queryString, readOnlyTree, context, params,
+						  queryEnv, dest, qc);
+	else
+		standard_ProcessUtility(pstmt, queryString, readOnlyTree, context,
+								params, queryEnv, dest, qc);
+}
+
+void
+tenant_init(void)
+{
+	memset(&current, 0, sizeof(current));
+	memset(&session_ctx, 0, sizeof(session_ctx));
+	RegisterXactCallback(tenant_xact_callback, NULL);
+	prev_utility_hook = ProcessUtility_hook;
+	ProcessUtility_hook = tenant_utility_hook;
+}
+
+void
+tenant_set(const pg_uuid_t *clinic, const pg_uuid_t *user, const char *role,
+		   bool session)
+{
+	TenantContext ctx;
+
+	memset(&ctx, 0, sizeof(ctx));
+	ctx.valid = true;
+	if (clinic)
+	{
+		ctx.has_clinic = true;
+		ctx.clinic_id = *clinic;
+	}
+	ctx.user_id = *user;
+	strlcpy(ctx.role, role, sizeof(ctx.role));
+	ctx.session = session;
+	current = ctx;
+}
+
+void
+tenant_clear(void)
+{
+	memset(&current, 0, sizeof(current));
+	memset(&session_ctx, 0, sizeof(session_ctx));
+}
+
+const TenantContext *
+tenant_get(void)
+{
+	return current.valid ? &current : NULL;
+}
+
+const TenantContext *
+tenant_require(void)
+{
+	if (!current.valid)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("no clinic selected"),
+				 errhint("Call medpro_authenticate() with a valid token first.")));
+	return &current;
+}
+
+/* SQL: medpro_current_clinic() RETURNS uuid */
+PG_FUNCTION_INFO_V1(medpro_current_clinic);
+Datum
+medpro_current_clinic(PG_FUNCTION_ARGS)
+{
+	const TenantContext *ctx = tenant_require();
+	pg_uuid_t  *res;
+
+	if (!ctx->has_clinic)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("no clinic selected"),
+				 errdetail("A super_admin token is not bound to a clinic.")));
+	res = palloc(sizeof(pg_uuid_t));
+	*res = ctx->clinic_id;
+	PG_RETURN_UUID_P(res);
+}
+
+/* SQL: medpro_current_user_id() RETURNS uuid */
+PG_FUNCTION_INFO_V1(medpro_current_user_id);
+Datum
+medpro_current_user_id(PG_FUNCTION_ARGS)
+{
+	const TenantContext *ctx = tenant_require();
+	pg_uuid_t  *res = palloc(sizeof(pg_uuid_t));
+
+	*res = ctx->user_id;
+	PG_RETURN_UUID_P(res);
+}
+
+/* SQL: medpro_current_role() RETURNS text */
+PG_FUNCTION_INFO_V1(medpro_current_role);
+Datum
+medpro_current_role(PG_FUNCTION_ARGS)
+{
+	const TenantContext *ctx = tenant_require();
+
+	PG_RETURN_TEXT_P(cstring_to_text(ctx->role));
+}
+
+/* SQL: medpro_reset() RETURNS void */
+PG_FUNCTION_INFO_V1(medpro_reset);
+Datum
+medpro_reset(PG_FUNCTION_ARGS)
+{
+	tenant_clear();
+	PG_RETURN_VOID();
+}
