@@ -1,0 +1,151 @@
+--
+-- tenant: the tenant context, its lifetime, and everything that must not
+-- be able to set it.  Uses the clinics and users made by auth.sql.
+--
+SET ROLE regress_app;
+SELECT medpro_login('admin@a.test', 'admin a password!') AS tok_a \gset
+SELECT medpro_login('admin@b.test', 'admin b password!') AS tok_b \gset
+SELECT medpro_login('root@medpro.test', 'correct horse battery') AS tok_root \gset
+
+-- Without a context every accessor raises 42501.
+SELECT regress_try('SELECT medpro_current_clinic()');
+SELECT regress_try('SELECT medpro_current_user_id()');
+SELECT regress_try('SELECT medpro_current_role()');
+
+-- Nothing a client can write selects a clinic.
+SELECT set_config('request.jwt.claims', '{"clinic_id": "aaaaaaaa-0000-4000-8000-000000000001", "role": "admin"}', false) IS NOT NULL AS set;
+SET request.jwt.claim.clinic_id = 'aaaaaaaa-0000-4000-8000-000000000001';
+SELECT regress_try($$SET medpro.clinic_id = 'aaaaaaaa-0000-4000-8000-000000000001'$$);
+SELECT regress_try($$SELECT set_config('medpro.current_clinic', 'aaaaaaaa-0000-4000-8000-000000000001', false)$$);
+SELECT regress_try('SELECT medpro_current_clinic()');
+RESET request.jwt.claim.clinic_id;
+SELECT set_config('request.jwt.claims', '', false) IS NOT NULL AS cleared;
+
+-- A context lasts until the end of the transaction that set it.
+BEGIN;
+SELECT medpro_authenticate(:'tok_a') ->> 'email' AS email;
+SELECT medpro_current_clinic(), medpro_current_role(),
+	   medpro_current_user_id()::text = (regress_jwt_part(:'tok_a', 2) ->> 'sub') AS user_matches;
+COMMIT;
+SELECT regress_try('SELECT medpro_current_clinic()');
+
+-- In autocommit mode it ends with the statement.
+SELECT medpro_authenticate(:'tok_a') IS NOT NULL AS authenticated;
+SELECT regress_try('SELECT medpro_current_clinic()');
+
+-- Rollback undoes it, also a session context.
+BEGIN;
+SELECT medpro_authenticate(:'tok_a', session => true) IS NOT NULL AS authenticated;
+ROLLBACK;
+SELECT regress_try('SELECT medpro_current_clinic()');
+
+-- session => true keeps it past commit; a later transaction-scoped context
+-- for another clinic falls back to it at transaction end.
+SELECT medpro_authenticate(:'tok_a', session => true) IS NOT NULL AS authenticated;
+SELECT medpro_current_clinic();
+BEGIN;
+SELECT medpro_authenticate(:'tok_b') IS NOT NULL AS authenticated;
+SELECT medpro_current_clinic();
+COMMIT;
+SELECT medpro_current_clinic();
+
+-- medpro_reset, RESET ALL and DISCARD ALL clear it.
+SELECT medpro_reset();
+SELECT regress_try('SELECT medpro_current_clinic()');
+SELECT medpro_authenticate(:'tok_a', true) IS NOT NULL AS authenticated;
+RESET ALL;
+SELECT regress_try('SELECT medpro_current_clinic()');
+SELECT medpro_authenticate(:'tok_a', true) IS NOT NULL AS authenticated;
+DISCARD ALL;
+SET ROLE regress_app;
+SELECT regress_try('SELECT medpro_current_clinic()');
+
+-- A super admin has a context but no clinic.
+BEGIN;
+SELECT medpro_authenticate(:'tok_root') ->> 'role' AS role;
+SELECT medpro_current_role();
+SELECT regress_try('SELECT medpro_current_clinic()');
+COMMIT;
+
+-- medpro_pre_request reads the bearer token from request.headers only.
+BEGIN;
+SELECT set_config('request.headers', json_build_object('authorization', 'Bearer ' || :'tok_b')::text, true) IS NOT NULL AS set;
+SELECT medpro_pre_request();
+SELECT medpro_current_clinic();
+COMMIT;
+BEGIN;
+SELECT set_config('request.jwt.claims', json_build_object('clinic_id', 'aaaaaaaa-0000-4000-8000-000000000001')::text, true) IS NOT NULL AS set;
+SELECT medpro_pre_request();
+SELECT regress_try('SELECT medpro_current_clinic()');
+COMMIT;
+BEGIN;
+SELECT set_config('request.headers', '{"authorization": "Basic dXNlcjpwYXNz"}', true) IS NOT NULL AS set;
+SELECT regress_try('SELECT medpro_pre_request()');
+SELECT set_config('request.headers', 'not json', true) IS NOT NULL AS set;
+SELECT regress_try('SELECT medpro_pre_request()');
+SELECT set_config('request.headers', '{"authorization": "Bearer abc.def.ghi"}', true) IS NOT NULL AS set;
+SELECT regress_try('SELECT medpro_pre_request()');
+COMMIT;
+
+-- Refused tokens: 28000 "invalid token: <reason>".
+SELECT regress_try('SELECT medpro_authenticate(NULL)');
+SELECT regress_try($$SELECT medpro_authenticate('')$$);
+SELECT regress_try($$SELECT medpro_authenticate('garbage')$$);
+SELECT regress_try(format('SELECT medpro_authenticate(%L)', repeat('a', 20000)));
+-- tampered payload (clinic B's id put in clinic A's token)
+SELECT regress_try(format('SELECT medpro_authenticate(%L)',
+	split_part(:'tok_a', '.', 1) || '.' ||
+	rtrim(translate(encode(convert_to(jsonb_set(regress_jwt_part(:'tok_a', 2), '{clinic_id}',
+		'"bbbbbbbb-0000-4000-8000-000000000002"')::text, 'UTF8'), 'base64'), '+/', '-_'), '=') || '.' ||
+	split_part(:'tok_a', '.', 3)));
+-- wrong kid
+SELECT regress_try(format('SELECT medpro_authenticate(%L)',
+	medpro_jwt_sign(regress_jwt_part(:'tok_a', 2), repeat('k', 32), 'HS256', 'mp000000000000000000')));
+
+-- Tokens of the legacy issuer, signed with the imported key (no kid),
+-- with the legacy claim names userId/companyId.
+RESET ROLE;
+SELECT id AS admin_a FROM medpro.users WHERE email = 'admin@a.test' \gset
+SELECT id AS doc_c FROM medpro.users WHERE email = 'doc@c.test' \gset
+SET ROLE regress_app;
+\set legacy 'legacy-node-backend-secret-0123456789'
+SELECT medpro_authenticate(medpro_jwt_sign(jsonb_build_object(
+	'userId', :'admin_a', 'companyId', 'aaaaaaaa-0000-4000-8000-000000000001',
+	'exp', extract(epoch FROM now())::bigint + 60), :'legacy')) ->> 'companyId' AS legacy_clinic;
+SELECT regress_try(format('SELECT medpro_authenticate(%L)', medpro_jwt_sign(jsonb_build_object(
+	'userId', :'admin_a', 'companyId', 'aaaaaaaa-0000-4000-8000-000000000001',
+	'exp', extract(epoch FROM now())::bigint - 3600), :'legacy')));
+-- the clinic claim must be the user's own clinic
+SELECT regress_try(format('SELECT medpro_authenticate(%L)', medpro_jwt_sign(jsonb_build_object(
+	'userId', :'admin_a', 'companyId', 'bbbbbbbb-0000-4000-8000-000000000002',
+	'exp', extract(epoch FROM now())::bigint + 60), :'legacy')));
+SELECT regress_try(format('SELECT medpro_authenticate(%L)', medpro_jwt_sign(jsonb_build_object(
+	'userId', :'admin_a', 'companyId', 'AAAAAAAA-0000-4000-8000-000000000001x',
+	'exp', extract(epoch FROM now())::bigint + 60), :'legacy')));
+SELECT regress_try(format('SELECT medpro_authenticate(%L)', medpro_jwt_sign(jsonb_build_object(
+	'userId', 'not-a-uuid', 'exp', extract(epoch FROM now())::bigint + 60), :'legacy')));
+SELECT regress_try(format('SELECT medpro_authenticate(%L)', medpro_jwt_sign(jsonb_build_object(
+	'userId', '99999999-0000-4000-8000-000000000009', 'exp', extract(epoch FROM now())::bigint + 60), :'legacy')));
+-- a suspended clinic
+SELECT regress_try(format('SELECT medpro_authenticate(%L)', medpro_jwt_sign(jsonb_build_object(
+	'userId', :'doc_c', 'companyId', 'cccccccc-0000-4000-8000-000000000003',
+	'exp', extract(epoch FROM now())::bigint + 60), :'legacy')));
+-- a deactivated user
+RESET ROLE;
+UPDATE medpro.users SET is_active = false WHERE email = 'admin@b.test';
+SET ROLE regress_app;
+SELECT regress_try(format('SELECT medpro_authenticate(%L)', :'tok_b'));
+RESET ROLE;
+UPDATE medpro.users SET is_active = true WHERE email = 'admin@b.test';
+
+-- Every refusal is audited, without the token.
+SELECT new_data ->> 'reason' AS reason, count(*) FROM medpro.audit_log
+ WHERE action = 'auth_failed' GROUP BY 1 ORDER BY 1;
+SELECT count(*) AS rows_with_token FROM medpro.audit_log WHERE new_data::text ~ 'eyJ';
+
+-- A placeholder medpro.* setting made before the library loads is removed
+-- when it loads, and never selects a clinic.
+\c - regress_app
+SET medpro.clinic_id = 'aaaaaaaa-0000-4000-8000-000000000001';
+SELECT regress_try('SELECT medpro_current_clinic()');
+SELECT regress_try($$SELECT current_setting('medpro.clinic_id')$$);
