@@ -42,6 +42,9 @@
 /* Seconds a loopback connection attempt may take before it is abandoned. */
 #define LOOPBACK_CONNECT_TIMEOUT	10
 
+/* Milliseconds to wait for a cancelled statement before closing anyway. */
+#define LOOPBACK_CANCEL_WAIT_MS		1000
+
 /* The backend's loopback connection, or NULL when there is none. */
 static PGconn *loopback_conn = NULL;
 
@@ -53,7 +56,8 @@ static PGconn *loopback_connect(void);
 static bool loopback_start(PGconn *conn, bool *timed_out);
 static char *loopback_socket_dir(void);
 static bool loopback_is_usable(PGconn *conn);
-static void loopback_abandon(void);
+static bool loopback_is_idle(PGconn *conn);
+static void loopback_cancel(PGconn *conn);
 static void loopback_exit_callback(int code, Datum arg);
 static void loopback_notice_receiver(void *arg, const PGresult *res);
 
@@ -112,8 +116,8 @@ remote_autonomous_exec(const char *sql, int nparams,
 		 * reusable.  Anything else (an interrupt while the statement still
 		 * runs, a lost connection, a COPY state) makes it unusable.
 		 */
-		if (!loopback_is_usable(conn))
-			loopback_abandon();
+		if (loopback_conn != NULL && !loopback_is_idle(loopback_conn))
+			remote_loopback_disconnect();
 		PG_RE_THROW();
 	}
 	PG_END_TRY();
@@ -189,17 +193,28 @@ remote_report_error(int elevel, PGresult *res, PGconn *conn,
 
 /*
  * remote_loopback_disconnect
- *		Close the loopback connection, if there is one.
+ *		Close the loopback connection, if there is one, first cancelling a
+ *		statement that may still run on it.
  *
- * A statement still running on it is not waited for; callers that may have
- * interrupted one use loopback_abandon instead.
+ * After the cancel request, the statement's results are drained for at
+ * most LOOPBACK_CANCEL_WAIT_MS, so the loopback backend reports the cancel
+ * and then reads a clean Terminate instead of failing to write to a closed
+ * socket.  Interrupts are not serviced during that bounded wait: this also
+ * runs while an error propagates and at backend exit.
  */
 void
 remote_loopback_disconnect(void)
 {
 	PGconn	   *conn = loopback_conn;
 
+	if (conn == NULL)
+		return;
 	loopback_conn = NULL;
+
+	if (PQstatus(conn) == CONNECTION_OK &&
+		PQtransactionStatus(conn) == PQTRANS_ACTIVE)
+		loopback_cancel(conn);
+
 	libpqsrv_disconnect(conn);
 }
 
@@ -211,7 +226,7 @@ static PGconn *
 loopback_get(void)
 {
 	if (loopback_conn != NULL && !loopback_is_usable(loopback_conn))
-		loopback_abandon();
+		remote_loopback_disconnect();
 
 	if (loopback_conn == NULL)
 		loopback_conn = loopback_connect();
@@ -260,7 +275,7 @@ loopback_connect(void)
 	keywords[n] = "connect_timeout";
 	values[n++] = CppAsString2(LOOPBACK_CONNECT_TIMEOUT);
 	keywords[n] = "options";
-	values[n++] = "-c search_path=pg_catalog,pg_temp";
+	values[n++] = "-c search_path=pg_catalog,pg_temp -c lock_timeout=10s";
 	keywords[n] = "client_encoding";
 	values[n++] = GetDatabaseEncodingName();
 	keywords[n] = NULL;
@@ -279,7 +294,7 @@ loopback_connect(void)
 		loopback_exit_registered = true;
 	}
 
-	/* Same accounting as libpqsrv_connect_params; libpqsrv_disconnect undoes it. */
+	/* As libpqsrv_connect_params does; libpqsrv_disconnect releases it. */
 	if (!AcquireExternalFD())
 		ereport(ERROR,
 				(errcode(ERRCODE_CONNECTION_FAILURE),
@@ -312,6 +327,7 @@ loopback_connect(void)
 				(errcode(ERRCODE_CONNECTION_FAILURE),
 				 errmsg("could not connect to the central database for an autonomous write"),
 				 errdetail_internal("%s", msg),
+				 timed_out ? 0 :
 				 errhint("pg_hba.conf must allow the bootstrap superuser on a \"local\" line (trust or peer).")));
 	}
 
@@ -444,8 +460,7 @@ loopback_socket_dir(void)
 static bool
 loopback_is_usable(PGconn *conn)
 {
-	if (PQstatus(conn) != CONNECTION_OK ||
-		PQtransactionStatus(conn) != PQTRANS_IDLE)
+	if (!loopback_is_idle(conn))
 		return false;
 
 	for (;;)
@@ -462,7 +477,7 @@ loopback_is_usable(PGconn *conn)
 			return false;
 
 		/* Parse what arrived; an idle connection must stay idle. */
-		if (PQisBusy(conn) || PQtransactionStatus(conn) != PQTRANS_IDLE)
+		if (PQisBusy(conn) || !loopback_is_idle(conn))
 			return false;
 	}
 
@@ -470,36 +485,79 @@ loopback_is_usable(PGconn *conn)
 }
 
 /*
- * loopback_abandon
- *		Drop the loopback connection, first cancelling a statement that may
- *		still run on it.
+ * loopback_is_idle
+ *		Whether conn is open with no statement or transaction in progress, as
+ *		far as libpq knows without looking at the socket.
+ */
+static bool
+loopback_is_idle(PGconn *conn)
+{
+	return PQstatus(conn) == CONNECTION_OK &&
+		PQtransactionStatus(conn) == PQTRANS_IDLE;
+}
+
+/*
+ * loopback_cancel
+ *		Ask the server to cancel the statement running on conn, then discard
+ *		its results until it ends or LOOPBACK_CANCEL_WAIT_MS pass.
  *
- * The cancel request is best effort: it goes over the Unix socket to the
- * postmaster, does not wait for the statement to end, and its failure is
- * ignored (the loopback backend then finishes the statement and notices the
- * closed connection afterwards).
+ * Best effort: a failed cancel request or a statement that does not stop
+ * in time just leaves the caller to close the connection anyway, and the
+ * loopback backend notices that once its statement ends.
  */
 static void
-loopback_abandon(void)
+loopback_cancel(PGconn *conn)
 {
-	if (loopback_conn == NULL)
+	PGcancel   *cancel;
+	TimestampTz deadline;
+	char		errbuf[256];
+
+	cancel = PQgetCancel(conn);
+	if (cancel == NULL)
 		return;
-
-	if (PQstatus(loopback_conn) == CONNECTION_OK &&
-		PQtransactionStatus(loopback_conn) == PQTRANS_ACTIVE)
+	if (!PQcancel(cancel, errbuf, sizeof(errbuf)))
 	{
-		PGcancel   *cancel = PQgetCancel(loopback_conn);
-
-		if (cancel != NULL)
-		{
-			char		errbuf[256];
-
-			(void) PQcancel(cancel, errbuf, sizeof(errbuf));
-			PQfreeCancel(cancel);
-		}
+		PQfreeCancel(cancel);
+		return;
 	}
+	PQfreeCancel(cancel);
 
-	remote_loopback_disconnect();
+	deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+										   LOOPBACK_CANCEL_WAIT_MS);
+	for (;;)
+	{
+		PGresult   *res;
+		ExecStatusType status;
+
+		while (PQisBusy(conn))
+		{
+			long		timeout;
+			int			rc;
+
+			timeout = TimestampDifferenceMilliseconds(GetCurrentTimestamp(),
+													  deadline);
+			if (timeout <= 0)
+				return;
+			rc = WaitLatchOrSocket(NULL,
+								   WL_EXIT_ON_PM_DEATH | WL_SOCKET_READABLE |
+								   WL_TIMEOUT,
+								   PQsocket(conn), timeout,
+								   PG_WAIT_EXTENSION);
+			if ((rc & WL_SOCKET_READABLE) && !PQconsumeInput(conn))
+				return;
+		}
+
+		res = PQgetResult(conn);
+		if (res == NULL)
+			return;
+		status = PQresultStatus(res);
+		PQclear(res);
+
+		/* A COPY state would return the same result forever. */
+		if (status == PGRES_COPY_IN || status == PGRES_COPY_OUT ||
+			status == PGRES_COPY_BOTH)
+			return;
+	}
 }
 
 /*
@@ -511,7 +569,7 @@ loopback_abandon(void)
 static void
 loopback_exit_callback(int code, Datum arg)
 {
-	loopback_abandon();
+	remote_loopback_disconnect();
 }
 
 /*

@@ -9,6 +9,8 @@
 
 #include "postgres.h"
 
+#include "libpq-fe.h"
+
 /*
  * Run one statement in its own transaction on this server's current
  * database through a private loopback connection (as the bootstrap
@@ -16,8 +18,50 @@
  * caller's rollback: failed-login counters and failure audit rows.  The
  * connection is cached for the backend.  values may contain NULLs.
  * Raises ERROR on failure (the loopback error's SQLSTATE and message).
+ *
+ * sql is one statement, fully schema-qualified, written by medpro's C code:
+ * it runs as the bootstrap superuser, so caller data goes only in values
+ * (text parameters $1..$n, types inferred by the server).  The loopback
+ * session's search_path is pg_catalog, pg_temp.  Must be called inside a
+ * transaction (the first call reads the catalogs to connect), and
+ * preferably before raising the caller's own error rather than from a
+ * PG_CATCH block: there interrupts may be held, which makes the wait
+ * uninterruptible, and catalog access is unsafe.
+ *
+ * If the loopback cannot be reached, the error is 08006 "could not connect
+ * to the central database for an autonomous write", with libpq's reason as
+ * detail.  If the wait is interrupted (cancel, statement_timeout,
+ * termination), the statement is cancelled on the loopback and the
+ * connection dropped; whether the write happened is then unknown.
+ *
+ * Deadlock hazard: the statement runs in another backend, so it waits for
+ * any lock the caller's transaction holds, while the caller waits for the
+ * statement.  The caller must not hold locks the statement needs (e.g. must
+ * not have updated or locked the row the statement updates, or taken a
+ * table lock that conflicts with it).  The deadlock detector cannot see
+ * such a cycle (one side waits on a socket, not on a lock), but since the
+ * caller waits through the latch, its statement_timeout or a query cancel
+ * breaks it.
  */
 extern void remote_autonomous_exec(const char *sql, int nparams,
 								   const char *const *values);
+
+/*
+ * Raise, at elevel, the error a remote statement returned: the remote
+ * SQLSTATE (08006 when there is none, e.g. a lost connection), the remote
+ * primary message as the message, the remote detail and hint, the remote
+ * context, then context_msg (may be NULL) as a context line.  res may be
+ * NULL, in which case conn's error message is used.  res is always
+ * PQclear'ed, also when elevel is below ERROR and the function returns.
+ */
+extern void remote_report_error(int elevel, PGresult *res, PGconn *conn,
+								const char *context_msg);
+
+/*
+ * Close this backend's loopback connection if it is open, cancelling a
+ * statement still running on it.  The next remote_autonomous_exec connects
+ * again.  Also done automatically at backend exit.
+ */
+extern void remote_loopback_disconnect(void);
 
 #endif							/* MEDPRO_REMOTE_H */
