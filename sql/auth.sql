@@ -57,9 +57,9 @@ SELECT regress_try($$SELECT medpro_create_super_admin('root@medpro.test', 'root-
 SELECT regress_try($$SELECT medpro_create_super_admin('root@medpro.test', repeat('x', 2000))$$);
 SELECT medpro_create_super_admin('Root@Medpro.test', 'correct horse battery') IS NOT NULL AS created;
 SELECT regress_try($$SELECT medpro_create_super_admin('root@medpro.test', 'correct horse battery')$$);
-SELECT medpro_create_user('admin@a.test', 'admin a password!', 'admin', 'Anne', 'Martin',
+SELECT medpro_create_user('admin@a.test', 'alpha clinic pw 1', 'admin', 'Anne', 'Martin',
 						  'aaaaaaaa-0000-4000-8000-000000000001') IS NOT NULL AS created;
-SELECT medpro_create_user('admin@b.test', 'admin b password!', 'admin', 'Bruno', 'García',
+SELECT medpro_create_user('admin@b.test', 'bravo clinic pw 2', 'admin', 'Bruno', 'García',
 						  'bbbbbbbb-0000-4000-8000-000000000002') IS NOT NULL AS created;
 SELECT medpro_create_user('doc@c.test', 'doctor c password', 'doctor', NULL, NULL,
 						  'cccccccc-0000-4000-8000-000000000003') IS NOT NULL AS created;
@@ -76,7 +76,7 @@ SELECT email, role, password_hash ~ '^\$argon2id\$v=19\$m=19456,t=2,p=1\$[A-Za-z
 
 -- Login: claims of DESIGN 5.3, header carries the active kid.
 SET ROLE regress_app;
-SELECT medpro_login('admin@a.test', 'admin a password!') AS tok_a \gset
+SELECT medpro_login('admin@a.test', 'alpha clinic pw 1') AS tok_a \gset
 RESET ROLE;
 SELECT (SELECT array_agg(k ORDER BY k) FROM jsonb_object_keys(payload) k) AS claims,
 	   payload->>'iss' AS iss, payload->>'role' AS role, payload->>'email' AS email,
@@ -90,10 +90,10 @@ SELECT last_login_at IS NOT NULL AS logged_in FROM medpro.users WHERE email = 'a
 
 -- Email is matched case-insensitively.
 SET ROLE regress_app;
-SELECT medpro_login('ADMIN@a.test', 'admin a password!') IS NOT NULL AS case_insensitive;
+SELECT medpro_login('ADMIN@a.test', 'alpha clinic pw 1') IS NOT NULL AS case_insensitive;
 
 -- Unknown email and wrong password: the same 28P01 error.
-SELECT regress_try($$SELECT medpro_login('nobody@a.test', 'admin a password!')$$);
+SELECT regress_try($$SELECT medpro_login('nobody@a.test', 'alpha clinic pw 1')$$);
 SELECT regress_try($$SELECT medpro_login('admin@a.test', 'wrong password!!')$$);
 SELECT regress_try($$SELECT medpro_login('admin@a.test', '')$$);
 SELECT regress_try($$SELECT medpro_login('admin@a.test', repeat('p', 100000))$$);
@@ -106,14 +106,14 @@ RESET ROLE;
 
 -- Failures survive the caller's rollback: counter and audit rows.
 SELECT failed_logins, locked_until IS NULL AS unlocked FROM medpro.users WHERE email = 'admin@a.test';
-SELECT action, new_data->>'reason' AS reason, new_data->>'email' AS email
+SELECT action, new_data->>'reason' AS reason, left(new_data->>'email', 24) AS email, length(new_data->>'email') AS len
   FROM medpro.audit_log WHERE action IN ('login', 'login_failed') ORDER BY id;
 
 -- Lockout: after medpro.login_max_failures failures even the right password fails.
 SET medpro.login_max_failures = 3;
 SET ROLE regress_app;
 SELECT regress_try($$SELECT medpro_login('admin@b.test', 'wrong')$$) FROM generate_series(1, 3);
-SELECT regress_try($$SELECT medpro_login('admin@b.test', 'admin b password!')$$);
+SELECT regress_try($$SELECT medpro_login('admin@b.test', 'bravo clinic pw 2')$$);
 RESET ROLE;
 RESET medpro.login_max_failures;
 SELECT failed_logins, locked_until > now() AS locked FROM medpro.users WHERE email = 'admin@b.test';
@@ -122,14 +122,13 @@ SELECT action, new_data->>'reason' AS reason FROM medpro.audit_log
 -- When the lock expires the right password works again and resets the counter.
 UPDATE medpro.users SET locked_until = now() - interval '1 second' WHERE email = 'admin@b.test';
 SET ROLE regress_app;
-SELECT medpro_login('admin@b.test', 'admin b password!') IS NOT NULL AS unlocked;
+SELECT medpro_login('admin@b.test', 'bravo clinic pw 2') IS NOT NULL AS unlocked;
 RESET ROLE;
 SELECT failed_logins FROM medpro.users WHERE email = 'admin@b.test';
 
 -- No audit row holds a password, a token or key material.
 SELECT count(*) AS leaking_rows FROM medpro.audit_log
- WHERE coalesce(new_data::text, '') ~ '(password|eyJ|argon2)'
-	OR coalesce(old_data::text, '') ~ '(password|eyJ|argon2)';
+ WHERE concat(new_data::text, old_data::text) ~ '(alpha clinic pw|bravo clinic pw|wrong password!!|"wrong"|pppp|eyJ|argon2)';
 
 -- Clinic admins create users in their own clinic only.
 SET ROLE regress_app;
@@ -153,11 +152,13 @@ SELECT u.email, u.role, c.name AS clinic FROM medpro.users u LEFT JOIN medpro.cl
  ORDER BY u.email;
 
 -- Revocation: every earlier token of the user fails.
+SELECT id AS admin_b FROM medpro.users WHERE email = 'admin@b.test' \gset
 SET ROLE regress_app;
-SELECT medpro_login('admin@a.test', 'admin a password!') AS tok_a2 \gset
+SELECT medpro_login('admin@a.test', 'alpha clinic pw 1') AS tok_a2 \gset
 BEGIN;
 SELECT medpro_authenticate(:'tok_a2') IS NOT NULL AS authenticated;
-SELECT regress_try(format('SELECT medpro_revoke_tokens(%L)', (SELECT id FROM medpro.users WHERE email = 'admin@b.test')));
+-- an admin cannot revoke another clinic's user
+SELECT regress_try(format('SELECT medpro_revoke_tokens(%L)', :'admin_b'));
 COMMIT;
 RESET ROLE;
 SET ROLE regress_op;
@@ -168,7 +169,7 @@ RESET ROLE;
 SET ROLE regress_app;
 SELECT regress_try(format('SELECT medpro_authenticate(%L)', :'tok_a'));
 SELECT regress_try(format('SELECT medpro_authenticate(%L)', :'tok_a2'));
-SELECT medpro_authenticate(medpro_login('admin@a.test', 'admin a password!')) ->> 'ver' AS new_ver;
+SELECT medpro_authenticate(medpro_login('admin@a.test', 'alpha clinic pw 1')) ->> 'ver' AS new_ver;
 RESET ROLE;
 
 -- Retiring a key makes its tokens fail and erases its material.
@@ -176,7 +177,7 @@ SET ROLE regress_op;
 SELECT regress_try($$SELECT medpro_key_retire('no-such-key')$$);
 RESET ROLE;
 SET ROLE regress_app;
-SELECT medpro_login('admin@a.test', 'admin a password!') AS tok_a3 \gset
+SELECT medpro_login('admin@a.test', 'alpha clinic pw 1') AS tok_a3 \gset
 RESET ROLE;
 SET ROLE regress_op;
 SELECT medpro_key_rotate() AS new_kid \gset

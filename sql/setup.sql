@@ -29,11 +29,17 @@ SELECT set_config('medpro.clinic', 'x', false);
 ALTER SYSTEM SET medpro.master_key_file = '/tmp/elsewhere';
 
 -- Test roles: an application login (medpro_api only) and an operator.
-CREATE ROLE regress_app LOGIN;
-GRANT medpro_api TO regress_app;
-CREATE ROLE regress_op LOGIN;
-GRANT medpro_operator TO regress_op;
-CREATE ROLE regress_nobody LOGIN;
+-- (Roles are cluster-wide, so they may remain from an earlier run.)
+DO $$
+BEGIN
+	IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'regress_app') THEN
+		CREATE ROLE regress_app LOGIN;
+		CREATE ROLE regress_op LOGIN;
+		CREATE ROLE regress_nobody LOGIN;
+		GRANT medpro_api TO regress_app;
+		GRANT medpro_operator TO regress_op;
+	END IF;
+END $$;
 
 -- Runs a statement and reports its SQLSTATE and message instead of failing.
 CREATE FUNCTION public.regress_try(stmt text) RETURNS text
@@ -52,4 +58,10 @@ LANGUAGE sql IMMUTABLE AS $$
 	SELECT convert_from(decode(rpad(translate(split_part(token, '.', n), '-_', '+/'),
 									(length(split_part(token, '.', n)) + 3) / 4 * 4, '='),
 							   'base64'), 'UTF8')::jsonb
+$$;
+
+-- Unpadded base64url of a text, on one line.
+CREATE FUNCTION public.regress_b64url(t text) RETURNS text
+LANGUAGE sql IMMUTABLE AS $$
+	SELECT rtrim(translate(encode(convert_to(t, 'UTF8'), 'base64'), E'+/\n', '-_'), '=')
 $$;

@@ -35,7 +35,7 @@
 #include "tenant.h"
 
 #define PASSWORD_MIN_LEN	12
-#define PASSWORD_MAX_LEN	1024
+#define PASSWORD_MAX_LEN	CRYPTO_PASSWORD_MAX_LEN
 #define EMAIL_MAX_LEN		254
 
 /* One row of medpro.keys, as the verifier needs it. */
@@ -369,7 +369,7 @@ login_refuse(const char *user_id, const char *email, const char *reason)
 	const char *values[6];
 
 	values[0] = user_id;
-	values[1] = email;
+	values[1] = pnstrdup(email, pg_mbcliplen(email, strlen(email), EMAIL_MAX_LEN));
 	values[2] = reason;
 	values[3] = audit_client_addr();
 	values[4] = psprintf("%d", medpro_login_max_failures);
@@ -519,20 +519,21 @@ medpro_login(PG_FUNCTION_ARGS)
 	}
 	PG_END_TRY();
 
-	v[0] = user_id;
-	spi_exec("UPDATE medpro.users SET failed_logins = 0, locked_until = NULL, "
-			 "last_login_at = clock_timestamp() WHERE id = $1::uuid", 1, v, false);
+	/*
+	 * Reset the failure counter and audit the login in their own transaction,
+	 * like failures: the caller's transaction then never holds a lock on the
+	 * user's row that a later autonomous write would wait for.
+	 */
 	{
-		pg_uuid_t  *uid = DatumGetUUIDP(DirectFunctionCall1(uuid_in, CStringGetDatum(user_id)));
-		pg_uuid_t  *cid = clinic_id ? DatumGetUUIDP(DirectFunctionCall1(uuid_in, CStringGetDatum(clinic_id))) : NULL;
-		StringInfoData detail;
+		const char *values[5];
 
-		initStringInfo(&detail);
-		appendStringInfoChar(&detail, '{');
-		json_member(&detail, "email", db_email);
-		json_member(&detail, "kid", kid);
-		appendStringInfoChar(&detail, '}');
-		audit_write(cid, uid, "login", "user", user_id, NULL, detail.data, false);
+		values[0] = user_id;
+		values[1] = clinic_id;
+		values[2] = db_email;
+		values[3] = kid;
+		values[4] = audit_client_addr();
+		remote_autonomous_exec("SELECT medpro.login_succeeded($1::uuid, $2::uuid, $3, $4, $5::inet)",
+							   5, values);
 	}
 	SPI_finish();
 

@@ -116,7 +116,7 @@ SELECT cmp_ok((SELECT avg(ms) FROM tap_timing WHERE kind = 'unknown') /
 -- Failed logins were recorded although each call raised.
 SELECT cmp_ok((SELECT count(*) FROM medpro.audit_log WHERE action = 'login_failed'
 				AND new_data ->> 'email' LIKE 'tap-%'), '>=', 12::bigint, 'failed logins are audited');
-SELECT is((SELECT count(*) FROM medpro.audit_log WHERE new_data::text ~* '(password|eyJ|\$argon2)'), 0::bigint,
+SELECT is((SELECT count(*) FROM medpro.audit_log WHERE new_data::text ~* '(tap admin password|wrong password [0-9]|eyJ|\$argon2)'), 0::bigint,
 	'no audit row carries a password, a hash or a token');
 
 -- The audit log is append-only, even for its owner.

@@ -69,6 +69,23 @@ $$;
 COMMENT ON FUNCTION medpro.login_failed(uuid, text, text, inet, integer, integer)
 	IS 'internal: records a failed login (counter, lockout, audit); runs autonomously over the loopback connection';
 
+CREATE FUNCTION medpro.login_succeeded(user_id uuid, clinic_id uuid, email text, kid text, ip inet)
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	UPDATE medpro.users u
+	   SET failed_logins = 0, locked_until = NULL, last_login_at = clock_timestamp()
+	 WHERE u.id = user_id;
+	PERFORM medpro.audit_append(clinic_id, user_id, 'login', 'user', user_id::text, NULL,
+								jsonb_build_object('email', email, 'kid', kid), ip);
+END
+$$;
+COMMENT ON FUNCTION medpro.login_succeeded(uuid, uuid, text, text, inet)
+	IS 'internal: records a successful login (counter reset, audit); runs autonomously over the loopback connection';
+
+REVOKE ALL ON FUNCTION medpro.login_succeeded(uuid, uuid, text, text, inet) FROM PUBLIC;
 REVOKE ALL ON FUNCTION medpro.caller_is_operator(), medpro.context(),
 	medpro.password_hash(text, text), medpro.check_email(text),
 	medpro.login_failed(uuid, text, text, inet, integer, integer) FROM PUBLIC;
