@@ -13,7 +13,6 @@ DATA_built  = $(EXT_SCRIPT)
 EXTRA_CLEAN = $(EXT_SCRIPT) results/ regression.diffs regression.out
 
 REGRESS      = setup jwt crypto auth tenant
-REGRESS_OPTS = --dbname=medpro_regress
 
 PG_CONFIG  ?= pg_config
 PG_CPPFLAGS = -I$(srcdir)/src -I$(shell $(PG_CONFIG) --includedir)

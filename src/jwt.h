@@ -37,6 +37,25 @@ extern size_t jwt_alg_min_key_len(JwtAlg alg);
 extern char *jwt_sign(Jsonb *payload, const uint8 *key, size_t keylen,
 					  JwtAlg alg, const char *kid);
 
+/*
+ * Result of jwt_verify.  reason is one of these static strings (docs/jwt.md
+ * lists them with the check each stands for; they are stable):
+ *	"token too large", "malformed", "header too large", "bad base64url",
+ *	"invalid UTF-8", "JSON nested too deeply",
+ *	"text not representable in the database encoding",
+ *	"header is not a JSON object", "payload is not a JSON object",
+ *	"NUL character in JSON string", "duplicate member in header",
+ *	"duplicate member in payload", "number out of range", "missing alg",
+ *	"algorithm not allowed", "unsupported crit header", "signature mismatch",
+ *	"missing exp", "exp is not a number", "exp is not a valid time",
+ *	"nbf is not a number", "nbf is not a valid time", "iat is not a number",
+ *	"iat is not a valid time", "expired", "not yet valid",
+ *	"issued in the future".
+ * (The SQL functions add "missing" for a NULL token.)  header is set once
+ * the header parsed, even when a later check fails; payload only once the
+ * signature has been found valid, since an unauthenticated payload is never
+ * parsed.
+ */
 typedef struct JwtResult
 {
 	bool		valid;			/* all checks passed */
