@@ -23,7 +23,8 @@ DATA="$MEDPRO_CLUSTER/data"
 
 as_owner() {
 	if [ "$(id -u)" -eq 0 ]; then
-		runuser -u "$MEDPRO_PGUSER_OS" -- "$@"
+		# from /, which the unprivileged user can always enter
+		(cd / && runuser -u "$MEDPRO_PGUSER_OS" -- "$@")
 	else
 		"$@"
 	fi

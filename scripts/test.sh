@@ -18,19 +18,21 @@ export MEDPRO_CLUSTER=${MEDPRO_CLUSTER:-/tmp/medpro-test-cluster}
 export MEDPRO_PGPORT=${MEDPRO_PGPORT:-54330}
 OSUSER=${MEDPRO_PGUSER_OS:-postgres}
 
-scripts/deps.sh
-scripts/build.sh
+"$ROOT"/scripts/deps.sh
+"$ROOT"/scripts/build.sh
 
-scripts/cluster.sh destroy
-scripts/cluster.sh start
+"$ROOT"/scripts/cluster.sh destroy
+"$ROOT"/scripts/cluster.sh start
 cleanup() {
 	if [ "${MEDPRO_KEEP_CLUSTER:-0}" != 1 ]; then
-		scripts/cluster.sh destroy || true
+		"$ROOT"/scripts/cluster.sh destroy || true
 	fi
+	cd /
 	[ -n "${WORK:-}" ] && rm -rf "$WORK"
+	return 0
 }
 trap cleanup EXIT
-eval "$(scripts/cluster.sh env)"
+eval "$("$ROOT"/scripts/cluster.sh env)"
 
 # Public test vectors: ../shared/vectors beside the checkout, or $MEDPRO_VECTORS.
 VECTORS=${MEDPRO_VECTORS:-$ROOT/../shared/vectors}
@@ -43,6 +45,7 @@ mkdir -p "$WORK/tree/vectors"
 cp "$VECTORS"/*.json "$WORK/tree/vectors/"
 chmod -R a+rX "$WORK"
 run() {
+	cd "$WORK/tree"
 	if [ "$(id -u)" -eq 0 ]; then
 		chown -R "$OSUSER" "$WORK"
 		runuser -u "$OSUSER" -- env PGHOST="$PGHOST" PGPORT="$PGPORT" PGUSER="$PGUSER" \
@@ -62,7 +65,7 @@ fi
 echo "== pgTAP"
 run psql -X -q -v ON_ERROR_STOP=1 -d postgres -c "DROP DATABASE IF EXISTS medpro_tap" -c "CREATE DATABASE medpro_tap"
 run psql -X -q -v ON_ERROR_STOP=1 -d medpro_tap -c "CREATE EXTENSION pgtap" -c "CREATE EXTENSION medpro CASCADE"
-if ! (cd "$WORK/tree" && run pg_prove -d medpro_tap --failures test/*.sql); then
+if ! run pg_prove -d medpro_tap --failures test/*.sql; then
 	status=1
 fi
 
