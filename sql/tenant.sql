@@ -49,6 +49,30 @@ SELECT medpro_current_clinic();
 COMMIT;
 SELECT medpro_current_clinic();
 
+-- Rolling back to a savepoint undoes what was set after it; a released
+-- savepoint passes its change on.
+SELECT medpro_reset();
+BEGIN;
+SELECT medpro_authenticate(:'tok_a') IS NOT NULL AS authenticated;
+SAVEPOINT s1;
+SELECT medpro_authenticate(:'tok_b') IS NOT NULL AS authenticated;
+SELECT medpro_current_clinic();
+ROLLBACK TO SAVEPOINT s1;
+SELECT medpro_current_clinic();
+SAVEPOINT s2;
+SAVEPOINT s3;
+SELECT medpro_authenticate(:'tok_b') IS NOT NULL AS authenticated;
+RELEASE SAVEPOINT s3;
+SELECT medpro_current_clinic();
+ROLLBACK TO SAVEPOINT s2;
+SELECT medpro_current_clinic();
+COMMIT;
+-- An exception block that authenticated and then failed leaves nothing.
+BEGIN;
+SELECT regress_try(format('SELECT medpro_authenticate(%L), 1/0', :'tok_a'));
+SELECT regress_try('SELECT medpro_current_clinic()');
+COMMIT;
+
 -- medpro_reset, RESET ALL and DISCARD ALL clear it.
 SELECT medpro_reset();
 SELECT regress_try('SELECT medpro_current_clinic()');

@@ -8,7 +8,8 @@
  * setting, table or SQL function that writes it directly.  A context lasts
  * until the end of the transaction that set it, unless it was set with
  * session = true.  Transaction abort undoes whatever the aborted transaction
- * set.  DISCARD ALL and RESET ALL clear it (through the utility hook).
+ * set, and rolling back to a savepoint undoes what was set after it.
+ * DISCARD ALL and RESET ALL clear it (through the utility hook).
  */
 #include "postgres.h"
 
@@ -17,6 +18,7 @@
 #include "nodes/parsenodes.h"
 #include "tcop/utility.h"
 #include "utils/builtins.h"
+#include "utils/memutils.h"
 #include "utils/uuid.h"
 
 #include "tenant.h"
@@ -24,6 +26,20 @@
 /* The context in force, and the session-level one to fall back to. */
 static TenantContext current;
 static TenantContext session_ctx;
+
+/*
+ * For each subtransaction level that changed the context, the context it
+ * found when it first did; restored when that subtransaction aborts.
+ * Allocated in TopTransactionContext, so it goes away with the transaction.
+ */
+typedef struct SavedContext
+{
+	int			level;
+	TenantContext prev;
+	struct SavedContext *next;
+} SavedContext;
+
+static SavedContext *saved = NULL;
 
 static ProcessUtility_hook_type prev_utility_hook = NULL;
 
@@ -46,7 +62,35 @@ tenant_xact_callback(XactEvent event, void *arg)
 			current = session_ctx;
 			break;
 		default:
-			break;
+			return;
+	}
+	saved = NULL;
+}
+
+static void
+tenant_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+						SubTransactionId parentSubid, void *arg)
+{
+	int			level;
+
+	if (saved == NULL)
+		return;
+	level = GetCurrentTransactionNestLevel();
+	if (event == SUBXACT_EVENT_ABORT_SUB)
+	{
+		while (saved && saved->level >= level)
+		{
+			current = saved->prev;
+			saved = saved->next;
+		}
+	}
+	else if (event == SUBXACT_EVENT_COMMIT_SUB && saved->level == level)
+	{
+		/* The parent inherits the change; keep the oldest state to restore. */
+		if (saved->next && saved->next->level == level - 1)
+			saved = saved->next;
+		else
+			saved->level = level - 1;
 	}
 }
 
@@ -76,6 +120,7 @@ tenant_init(void)
 	memset(&current, 0, sizeof(current));
 	memset(&session_ctx, 0, sizeof(session_ctx));
 	RegisterXactCallback(tenant_xact_callback, NULL);
+	RegisterSubXactCallback(tenant_subxact_callback, NULL);
 	prev_utility_hook = ProcessUtility_hook;
 	ProcessUtility_hook = tenant_utility_hook;
 }
@@ -96,14 +141,28 @@ tenant_set(const pg_uuid_t *clinic, const pg_uuid_t *user, const char *role,
 	ctx.user_id = *user;
 	strlcpy(ctx.role, role, sizeof(ctx.role));
 	ctx.session = session;
+
+	if (IsTransactionState() && (saved == NULL ||
+								 saved->level != GetCurrentTransactionNestLevel()))
+	{
+		SavedContext *entry = MemoryContextAlloc(TopTransactionContext,
+												 sizeof(SavedContext));
+
+		entry->level = GetCurrentTransactionNestLevel();
+		entry->prev = current;
+		entry->next = saved;
+		saved = entry;
+	}
 	current = ctx;
 }
 
 void
 tenant_clear(void)
 {
+	/* Clearing is never undone, not even by a rollback to a savepoint. */
 	memset(&current, 0, sizeof(current));
 	memset(&session_ctx, 0, sizeof(session_ctx));
+	saved = NULL;
 }
 
 const TenantContext *
