@@ -424,6 +424,7 @@ medpro_login(PG_FUNCTION_ARGS)
 	uint8	   *secret;
 	size_t		secret_len;
 	char	   *token;
+	text	   *result;
 
 	if (PG_ARGISNULL(1))
 		ereport(ERROR,
@@ -535,9 +536,16 @@ medpro_login(PG_FUNCTION_ARGS)
 		remote_autonomous_exec("SELECT medpro.login_succeeded($1::uuid, $2::uuid, $3, $4, $5::inet)",
 							   5, values);
 	}
+
+	/*
+	 * token lives in the SPI procedure context, which SPI_finish frees:
+	 * build the result in the caller's context first.
+	 */
+	result = (text *) DatumGetPointer(SPI_datumTransfer(PointerGetDatum(cstring_to_text(token)),
+														false, -1));
 	SPI_finish();
 
-	PG_RETURN_TEXT_P(cstring_to_text(token));
+	PG_RETURN_TEXT_P(result);
 }
 
 /*
@@ -721,6 +729,8 @@ medpro_authenticate(PG_FUNCTION_ARGS)
 	char	   *db_clinic;
 	char	   *db_role;
 	char	   *clinic_status;
+	char	   *role;
+	Jsonb	   *payload;
 
 	SPI_connect();
 
@@ -829,8 +839,17 @@ medpro_authenticate(PG_FUNCTION_ARGS)
 			auth_refuse("clinic not available", key->kid, sub);
 	}
 
+	/*
+	 * db_role and the claims jwt_verify returned live in the SPI procedure
+	 * context, which SPI_finish frees: copy them to the caller's context
+	 * first.
+	 */
+	role = SPI_palloc(strlen(db_role) + 1);
+	strcpy(role, db_role);
+	payload = (Jsonb *) DatumGetPointer(SPI_datumTransfer(JsonbPGetDatum(res.payload),
+														  false, -1));
 	SPI_finish();
 
-	tenant_set(has_clinic ? &clinic_id : NULL, &user_id, db_role, session);
-	PG_RETURN_JSONB_P(res.payload);
+	tenant_set(has_clinic ? &clinic_id : NULL, &user_id, role, session);
+	PG_RETURN_JSONB_P(payload);
 }
