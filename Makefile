@@ -4,15 +4,18 @@ EXTVERSION  = 0.1.0
 
 MODULE_big  = medpro
 OBJS        = src/medpro.o src/crypto.o src/jwt.o src/remote.o src/audit.o \
+              src/migrate.o src/provision.o \
               src/tenant.o src/auth.o
 
 # The install script is assembled from one part per concern (sql/ext/NN_*.sql).
 EXT_SCRIPT  = $(EXTENSION)--$(EXTVERSION).sql
 EXT_PARTS   = $(sort $(wildcard sql/ext/*.sql))
+# The clinic schema: versioned migrations, loaded into medpro.migrations.
+CLINIC_MIGRATIONS = $(sort $(wildcard sql/clinic/[0-9][0-9][0-9]_*.sql))
 DATA_built  = $(EXT_SCRIPT)
 EXTRA_CLEAN = $(EXT_SCRIPT) results/ regression.diffs regression.out
 
-REGRESS      = setup jwt crypto auth tenant
+REGRESS      = setup jwt crypto auth tenant provision
 
 PG_CONFIG  ?= pg_config
 PG_CPPFLAGS = -I$(srcdir)/src -I$(shell $(PG_CONFIG) --includedir)
@@ -21,7 +24,8 @@ SHLIB_LINK  = -lcrypto -largon2 -lpq
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
-$(EXT_SCRIPT): $(EXT_PARTS)
-	cat $^ > $@
+$(EXT_SCRIPT): $(EXT_PARTS) $(CLINIC_MIGRATIONS) scripts/gen-migrations.sh
+	cat $(EXT_PARTS) > $@
+	sh scripts/gen-migrations.sh $(CLINIC_MIGRATIONS) >> $@
 
 $(OBJS): $(wildcard src/*.h)

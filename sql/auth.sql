@@ -153,12 +153,14 @@ SELECT u.email, u.role, c.name AS clinic FROM medpro.users u LEFT JOIN medpro.cl
 
 -- Revocation: every earlier token of the user fails.
 SELECT id AS admin_b FROM medpro.users WHERE email = 'admin@b.test' \gset
+SELECT id AS root_id FROM medpro.users WHERE email = 'root@medpro.test' \gset
 SET ROLE regress_app;
 SELECT medpro_login('admin@a.test', 'alpha clinic pw 1') AS tok_a2 \gset
 BEGIN;
 SELECT medpro_authenticate(:'tok_a2') IS NOT NULL AS authenticated;
--- an admin cannot revoke another clinic's user
+-- an admin cannot revoke another clinic's user, nor a super admin
 SELECT regress_try(format('SELECT medpro_revoke_tokens(%L)', :'admin_b'));
+SELECT regress_try(format('SELECT medpro_revoke_tokens(%L)', :'root_id'));
 COMMIT;
 RESET ROLE;
 SET ROLE regress_op;

@@ -168,6 +168,32 @@ SELECT regress_try(format('SELECT medpro_authenticate(%L)', :'tok_b'));
 RESET ROLE;
 UPDATE medpro.users SET is_active = true WHERE email = 'admin@b.test';
 
+-- ver must be a plain integer: no rounding, no overflow.
+SELECT regress_try(format('SELECT medpro_authenticate(%L)', medpro_jwt_sign(jsonb_build_object(
+	'userId', :'sec_a', 'companyId', 'aaaaaaaa-0000-4000-8000-000000000001', 'ver', 1.5,
+	'exp', extract(epoch FROM now())::bigint + 60), :'legacy')));
+SELECT regress_try(format('SELECT medpro_authenticate(%L)', medpro_jwt_sign(jsonb_build_object(
+	'userId', :'sec_a', 'companyId', 'aaaaaaaa-0000-4000-8000-000000000001', 'ver', 1e30,
+	'exp', extract(epoch FROM now())::bigint + 60), :'legacy')));
+-- A foreign issuer's key never vouches for a super admin.
+RESET ROLE;
+SELECT id AS root_id FROM medpro.users WHERE email = 'root@medpro.test' \gset
+SET ROLE regress_app;
+SELECT regress_try(format('SELECT medpro_authenticate(%L)', medpro_jwt_sign(jsonb_build_object(
+	'sub', :'root_id', 'exp', extract(epoch FROM now())::bigint + 60), :'legacy')));
+-- A session context ends when its token expires.
+RESET ROLE;
+SET medpro.jwt_leeway = 0;
+SET ROLE regress_app;
+SELECT medpro_authenticate(medpro_jwt_sign(jsonb_build_object(
+	'userId', :'sec_a', 'companyId', 'aaaaaaaa-0000-4000-8000-000000000001',
+	'exp', extract(epoch FROM clock_timestamp()) + 1.5), :'legacy'), session => true) IS NOT NULL AS authenticated;
+SELECT medpro_current_clinic();
+SELECT pg_sleep(2);
+SELECT regress_try('SELECT medpro_current_clinic()');
+RESET ROLE;
+RESET medpro.jwt_leeway;
+
 -- Every refusal is audited, without the token.
 SELECT new_data ->> 'reason' AS reason, count(*) FROM medpro.audit_log
  WHERE action = 'auth_failed' GROUP BY 1 ORDER BY 1;

@@ -363,13 +363,32 @@ medpro_context(PG_FUNCTION_ARGS)
  * Login. -----------------------------------------------------------------
  */
 
+/*
+ * Whether an unknown login name looks like an email address, and so may be
+ * recorded: anything else may be a password typed into the wrong field.
+ */
+static bool
+email_shaped(const char *s)
+{
+	const char *at = strchr(s, '@');
+	const char *p;
+
+	if (at == NULL || at == s || strchr(at + 1, '@') || strchr(at + 1, '.') == NULL ||
+		strlen(s) > EMAIL_MAX_LEN)
+		return false;
+	for (p = s; *p; p++)
+		if ((unsigned char) *p <= ' ')
+			return false;
+	return true;
+}
+
 static void
 login_refuse(const char *user_id, const char *email, const char *reason)
 {
 	const char *values[6];
 
 	values[0] = user_id;
-	values[1] = pnstrdup(email, pg_mbcliplen(email, strlen(email), EMAIL_MAX_LEN));
+	values[1] = email_shaped(email) ? email : NULL;
 	values[2] = reason;
 	values[3] = audit_client_addr();
 	values[4] = psprintf("%d", medpro_login_max_failures);
@@ -561,8 +580,9 @@ auth_refuse(const char *reason, const char *kid, const char *user_id)
 	initStringInfo(&detail);
 	appendStringInfoChar(&detail, '{');
 	json_member(&detail, "reason", reason);
+	/* the kid comes from the token: bound what a refused token can store */
 	if (kid)
-		json_member(&detail, "kid", kid);
+		json_member(&detail, "kid", pnstrdup(kid, pg_mbcliplen(kid, strlen(kid), 64)));
 	appendStringInfoChar(&detail, '}');
 	audit_write(NULL, NULL, "auth_failed", "token", user_id, NULL, detail.data, true);
 	ereport(ERROR,
@@ -805,10 +825,18 @@ medpro_authenticate(PG_FUNCTION_ARGS)
 	ver = claim(res.payload, "ver");
 	if (ver)
 	{
+		char	   *txt;
+		char	   *end;
+
 		if (ver->type != jbvNumeric)
 			auth_refuse("invalid ver claim", key->kid, sub);
-		token_ver = DatumGetInt64(DirectFunctionCall1(numeric_int8,
-													  NumericGetDatum(ver->val.numeric)));
+		/* a plain integer in int32 range: no rounding, no overflow */
+		txt = DatumGetCString(DirectFunctionCall1(numeric_out,
+												  NumericGetDatum(ver->val.numeric)));
+		errno = 0;
+		token_ver = strtoll(txt, &end, 10);
+		if (*end != '\0' || errno != 0 || token_ver < 1 || token_ver > PG_INT32_MAX)
+			auth_refuse("invalid ver claim", key->kid, sub);
 	}
 
 	/* The user and the clinic, as they are now. */
@@ -820,6 +848,9 @@ medpro_authenticate(PG_FUNCTION_ARGS)
 		auth_refuse("unknown user", key->kid, sub);
 	db_clinic = spi_text(0, 1);
 	db_role = spi_text(0, 2);
+	/* a foreign issuer's key never vouches for a super admin */
+	if (key->imported && strcmp(db_role, "super_admin") == 0)
+		auth_refuse("key not allowed for this user", key->kid, sub);
 	if (!spi_bool(0, 3))
 		auth_refuse("user inactive", key->kid, sub);
 	if (strtoll(spi_text(0, 4), NULL, 10) != token_ver)
@@ -850,6 +881,16 @@ medpro_authenticate(PG_FUNCTION_ARGS)
 														  false, -1));
 	SPI_finish();
 
-	tenant_set(has_clinic ? &clinic_id : NULL, &user_id, role, session);
+	{
+		JsonbValue *exp = claim(payload, "exp");
+		double		secs;
+
+		/* jwt_verify guaranteed a numeric exp within the valid time range */
+		secs = strtod(DatumGetCString(DirectFunctionCall1(numeric_out,
+														  NumericGetDatum(exp->val.numeric))), NULL);
+		tenant_set(has_clinic ? &clinic_id : NULL, &user_id, role, session,
+				   TimestampTzPlusMilliseconds(time_t_to_timestamptz((pg_time_t) secs),
+											   (int64) medpro_jwt_leeway * 1000));
+	}
 	PG_RETURN_JSONB_P(payload);
 }

@@ -14,6 +14,7 @@
 
 #include "crypto.h"
 #include "medpro.h"
+#include "provision.h"
 #include "tenant.h"
 
 PG_MODULE_MAGIC;
@@ -121,7 +122,24 @@ _PG_init(void)
 							PGC_SUSET, GUC_UNIT_S,
 							NULL, NULL, NULL);
 
+	DefineCustomBoolVariable("medpro.clinic_template",
+							 "Clone new clinic databases from the template database.",
+							 "When off, a new clinic database is created empty and every migration is replayed into it.",
+							 &medpro_clinic_template,
+							 true,
+							 PGC_SUSET, 0,
+							 NULL, NULL, NULL);
+
+	DefineCustomStringVariable("medpro.debug_provision_fail",
+							   "For tests: the provisioning step at which to inject a failure.",
+							   NULL,
+							   &medpro_debug_provision_fail,
+							   NULL,
+							   PGC_SUSET, GUC_NO_SHOW_ALL | GUC_NOT_IN_SAMPLE,
+							   NULL, NULL, NULL);
+
 	MarkGUCPrefixReserved("medpro");
 
 	tenant_init();
+	provision_init();
 }

@@ -11,14 +11,18 @@
  * helpers of libpq/libpq-be-fe-helpers.h, the code postgres_fdw and dblink
  * use from PostgreSQL 16 on.
  *
- * For now there is one connection: the loopback, a private connection from
+ * Connections to the local server as the bootstrap superuser: the loopback,
+ * a private connection from
  * this backend to this server's current database as the bootstrap
  * superuser over the Unix socket, used by remote_autonomous_exec for writes
  * that must survive the caller's rollback.  It is not visible to SQL (it
  * is not a dblink named connection), is opened on first use, kept for the
  * life of the backend, checked before every reuse, replaced when it died,
  * and closed cleanly at backend exit.  docs/loopback.md describes what
- * pg_hba.conf needs for it.
+ * pg_hba.conf needs for it.  Provisioning and migrations open short-lived
+ * admin connections to clinic databases (remote_admin_connect), which their
+ * callers close on every path, and undo work at transaction abort through
+ * remote_cleanup_exec, which never raises.
  */
 #include "postgres.h"
 
@@ -33,6 +37,7 @@
 #include "storage/fd.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
+#include "storage/procsignal.h"
 #include "utils/timestamp.h"
 #include "utils/varlena.h"
 #include "utils/wait_event.h"
@@ -52,7 +57,7 @@ static PGconn *loopback_conn = NULL;
 static bool loopback_exit_registered = false;
 
 static PGconn *loopback_get(void);
-static PGconn *loopback_connect(void);
+static PGconn *admin_connect(const char *dbname, const char *failmsg);
 static bool loopback_start(PGconn *conn, bool *timed_out);
 static char *loopback_socket_dir(void);
 static bool loopback_is_usable(PGconn *conn);
@@ -219,6 +224,160 @@ remote_loopback_disconnect(void)
 }
 
 /*
+ * remote_admin_connect
+ *		A new superuser connection to database dbname of this server.
+ *
+ * See remote.h.  The caller owns the connection and must close it with
+ * remote_admin_disconnect on every path (PG_TRY/PG_FINALLY).
+ */
+PGconn *
+remote_admin_connect(const char *dbname)
+{
+	return admin_connect(dbname,
+						 psprintf("could not connect to database \"%s\" on the local server",
+								  dbname));
+}
+
+/*
+ * remote_admin_exec
+ *		Run sql on conn and return its (last) result, tuples or command
+ *		status, or raise the remote error.  Without parameters sql may hold
+ *		several statements.
+ *
+ * The caller PQclear's the result.  After an error conn may be busy; the
+ * caller's cleanup closes it with remote_admin_disconnect, which cancels
+ * what still runs.
+ */
+PGresult *
+remote_admin_exec(PGconn *conn, const char *sql, int nparams,
+				  const char *const *values, const char *context_msg)
+{
+	PGresult   *res;
+	ExecStatusType status;
+
+	/* Without parameters, the simple protocol: sql may hold several statements. */
+	if (nparams == 0)
+		res = libpqsrv_exec(conn, sql, PG_WAIT_EXTENSION);
+	else
+		res = libpqsrv_exec_params(conn, sql, nparams, NULL, values, NULL, NULL,
+								   0, PG_WAIT_EXTENSION);
+	status = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
+	if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK)
+		remote_report_error(ERROR, res, conn, context_msg);
+	return res;
+}
+
+/*
+ * remote_admin_disconnect
+ *		Close a connection from remote_admin_connect (NULL is a no-op),
+ *		cancelling a statement that may still run on it.
+ */
+void
+remote_admin_disconnect(PGconn *conn)
+{
+	if (conn == NULL)
+		return;
+	if (PQstatus(conn) == CONNECTION_OK &&
+		PQtransactionStatus(conn) == PQTRANS_ACTIVE)
+		loopback_cancel(conn);
+	libpqsrv_disconnect(conn);
+}
+
+/*
+ * remote_cleanup_exec
+ *		Run sql on the loopback connection, if one is open and idle, without
+ *		ever raising and without servicing interrupts; give up after
+ *		timeout_ms.  For undoing work at transaction abort.
+ *
+ * Returns true when the statement succeeded.  On failure, *errmsg (when
+ * not NULL) is set to a palloc'd description.
+ */
+bool
+remote_cleanup_exec(const char *sql, int timeout_ms, char **errmsg)
+{
+	PGconn	   *conn = loopback_conn;
+	TimestampTz deadline;
+	PGresult   *res;
+	PGresult   *last = NULL;
+	bool		ok = false;
+
+	if (errmsg)
+		*errmsg = NULL;
+	if (conn == NULL || !loopback_is_idle(conn))
+	{
+		if (errmsg)
+			*errmsg = pstrdup("no usable loopback connection");
+		return false;
+	}
+	if (!PQsendQuery(conn, sql))
+	{
+		if (errmsg)
+			*errmsg = pchomp(PQerrorMessage(conn));
+		return false;
+	}
+	deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), timeout_ms);
+	for (;;)
+	{
+		while (PQisBusy(conn))
+		{
+			long		timeout;
+			int			rc;
+
+			timeout = TimestampDifferenceMilliseconds(GetCurrentTimestamp(),
+													  deadline);
+			if (timeout <= 0)
+			{
+				if (errmsg)
+					*errmsg = pstrdup("timed out");
+				PQclear(last);
+				remote_loopback_disconnect();
+				return false;
+			}
+			rc = WaitLatchOrSocket(MyLatch,
+								   WL_EXIT_ON_PM_DEATH | WL_LATCH_SET |
+								   WL_SOCKET_READABLE | WL_TIMEOUT,
+								   PQsocket(conn), timeout,
+								   PG_WAIT_EXTENSION);
+
+			/*
+			 * No interrupt is serviced here, but a procsignal barrier must
+			 * be absorbed: DROP DATABASE waits until every backend, this
+			 * one included, has.
+			 */
+			if (rc & WL_LATCH_SET)
+			{
+				ResetLatch(MyLatch);
+				if (ProcSignalBarrierPending)
+					ProcessProcSignalBarrier();
+			}
+			if ((rc & WL_SOCKET_READABLE) && !PQconsumeInput(conn))
+			{
+				if (errmsg)
+					*errmsg = pchomp(PQerrorMessage(conn));
+				PQclear(last);
+				remote_loopback_disconnect();
+				return false;
+			}
+		}
+		res = PQgetResult(conn);
+		if (res == NULL)
+			break;
+		PQclear(last);
+		last = res;
+	}
+	if (last != NULL)
+	{
+		ExecStatusType status = PQresultStatus(last);
+
+		ok = (status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK);
+		if (!ok && errmsg)
+			*errmsg = pchomp(PQresultErrorMessage(last));
+		PQclear(last);
+	}
+	return ok;
+}
+
+/*
  * loopback_get
  *		Return a usable loopback connection, connecting if needed.
  */
@@ -229,20 +388,23 @@ loopback_get(void)
 		remote_loopback_disconnect();
 
 	if (loopback_conn == NULL)
-		loopback_conn = loopback_connect();
+		loopback_conn = admin_connect(NULL,
+									  "could not connect to the central database for an autonomous write");
 
 	return loopback_conn;
 }
 
 /*
- * loopback_connect
- *		Open a new loopback connection, or raise 08006.
+ * admin_connect
+ *		Open a new connection to database dbname (NULL: the current one) of
+ *		this server as the bootstrap superuser over the Unix socket, or
+ *		raise 08006 with failmsg as the message.
  *
  * Must run inside a transaction: it reads the database and superuser names
  * from the catalogs.
  */
 static PGconn *
-loopback_connect(void)
+admin_connect(const char *dbname, const char *failmsg)
 {
 	const char *keywords[9];
 	const char *values[9];
@@ -256,7 +418,7 @@ loopback_connect(void)
 	if (host == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_CONNECTION_FAILURE),
-				 errmsg("could not connect to the central database for an autonomous write"),
+				 errmsg_internal("%s", failmsg),
 				 errdetail("\"unix_socket_directories\" is empty, and the loopback connection needs a Unix-domain socket."),
 				 errhint("Set \"unix_socket_directories\" and allow the bootstrap superuser on a \"local\" line of pg_hba.conf.")));
 
@@ -267,7 +429,7 @@ loopback_connect(void)
 	keywords[n] = "port";
 	values[n++] = port;
 	keywords[n] = "dbname";
-	values[n++] = get_database_name(MyDatabaseId);
+	values[n++] = dbname ? dbname : get_database_name(MyDatabaseId);
 	keywords[n] = "user";
 	values[n++] = GetUserNameFromId(BOOTSTRAP_SUPERUSERID, false);
 	keywords[n] = "application_name";
@@ -285,7 +447,7 @@ loopback_connect(void)
 	if (values[2] == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_CONNECTION_FAILURE),
-				 errmsg("could not connect to the central database for an autonomous write"),
+				 errmsg_internal("%s", failmsg),
 				 errdetail("The current database no longer exists.")));
 
 	if (!loopback_exit_registered)
@@ -298,7 +460,7 @@ loopback_connect(void)
 	if (!AcquireExternalFD())
 		ereport(ERROR,
 				(errcode(ERRCODE_CONNECTION_FAILURE),
-				 errmsg("could not connect to the central database for an autonomous write"),
+				 errmsg_internal("%s", failmsg),
 				 errdetail("There are too many open files on the local server."),
 				 errhint("Raise the server's max_files_per_process and/or \"ulimit -n\" limits.")));
 
@@ -325,8 +487,8 @@ loopback_connect(void)
 		libpqsrv_disconnect(conn);
 		ereport(ERROR,
 				(errcode(ERRCODE_CONNECTION_FAILURE),
-				 errmsg("could not connect to the central database for an autonomous write"),
-				 errdetail_internal("%s", msg),
+				 errmsg_internal("%s", failmsg),
+				 errdetail_log("%s", msg),
 				 timed_out ? 0 :
 				 errhint("pg_hba.conf must allow the bootstrap superuser on a \"local\" line (trust or peer).")));
 	}

@@ -64,4 +64,31 @@ extern void remote_report_error(int elevel, PGresult *res, PGconn *conn,
  */
 extern void remote_loopback_disconnect(void);
 
+/*
+ * A new connection to database dbname of this server, as the bootstrap
+ * superuser over the Unix socket (see remote_autonomous_exec for what that
+ * needs).  The caller owns it and closes it with remote_admin_disconnect on
+ * every path.  Raises 08006 when the connection fails.
+ */
+extern PGconn *remote_admin_connect(const char *dbname);
+
+/*
+ * Run one statement on an admin connection; returns the result (caller
+ * PQclear's it) or raises the remote error with context_msg as context.
+ */
+extern PGresult *remote_admin_exec(PGconn *conn, const char *sql, int nparams,
+								   const char *const *values,
+								   const char *context_msg);
+
+/* Close an admin connection (NULL is a no-op), cancelling what still runs. */
+extern void remote_admin_disconnect(PGconn *conn);
+
+/*
+ * Run sql on the loopback connection without raising and without servicing
+ * interrupts, for undoing work during transaction abort.  Needs an open,
+ * idle loopback connection; gives up after timeout_ms.  Returns whether the
+ * statement succeeded; *errmsg (if not NULL) says why not.
+ */
+extern bool remote_cleanup_exec(const char *sql, int timeout_ms, char **errmsg);
+
 #endif							/* MEDPRO_REMOTE_H */

@@ -19,6 +19,7 @@
 #include "tcop/utility.h"
 #include "utils/builtins.h"
 #include "utils/memutils.h"
+#include "utils/timestamp.h"
 #include "utils/uuid.h"
 
 #include "tenant.h"
@@ -127,7 +128,7 @@ tenant_init(void)
 
 void
 tenant_set(const pg_uuid_t *clinic, const pg_uuid_t *user, const char *role,
-		   bool session)
+		   bool session, TimestampTz expires)
 {
 	TenantContext ctx;
 
@@ -141,6 +142,7 @@ tenant_set(const pg_uuid_t *clinic, const pg_uuid_t *user, const char *role,
 	ctx.user_id = *user;
 	strlcpy(ctx.role, role, sizeof(ctx.role));
 	ctx.session = session;
+	ctx.expires = expires;
 
 	if (IsTransactionState() && (saved == NULL ||
 								 saved->level != GetCurrentTransactionNestLevel()))
@@ -168,13 +170,19 @@ tenant_clear(void)
 const TenantContext *
 tenant_get(void)
 {
+	if (current.valid && GetCurrentTimestamp() > current.expires)
+	{
+		/* the token ran out: a session context does not outlive it */
+		memset(&current, 0, sizeof(current));
+		memset(&session_ctx, 0, sizeof(session_ctx));
+	}
 	return current.valid ? &current : NULL;
 }
 
 const TenantContext *
 tenant_require(void)
 {
-	if (!current.valid)
+	if (tenant_get() == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("no clinic selected"),

@@ -10,6 +10,7 @@
 #define MEDPRO_TENANT_H
 
 #include "postgres.h"
+#include "datatype/timestamp.h"
 #include "utils/uuid.h"
 
 #define TENANT_ROLE_MAXLEN 32
@@ -22,14 +23,19 @@ typedef struct TenantContext
 	pg_uuid_t	user_id;
 	char		role[TENANT_ROLE_MAXLEN];
 	bool		session;		/* survives transaction end */
+	TimestampTz expires;		/* the token's exp (plus leeway) */
 } TenantContext;
 
 /* Register transaction callbacks and the utility hook (from _PG_init). */
 extern void tenant_init(void);
 
-/* Install a verified context; session = keep it past transaction end. */
+/*
+ * Install a verified context; session = keep it past transaction end.  The
+ * context ends by itself at expires (the token's exp plus leeway), which
+ * matters for session contexts.
+ */
 extern void tenant_set(const pg_uuid_t *clinic, const pg_uuid_t *user,
-					   const char *role, bool session);
+					   const char *role, bool session, TimestampTz expires);
 extern void tenant_clear(void);
 
 /* The current context, or NULL when there is none. */

@@ -244,9 +244,11 @@ BEGIN
 		IF v_ctx.role IS NULL THEN
 			RAISE EXCEPTION 'no clinic selected' USING ERRCODE = 'insufficient_privilege';
 		END IF;
-		IF NOT (v_ctx.role = 'super_admin'
-				OR v_ctx.user_id = user_id
-				OR (v_ctx.role = 'admin' AND FOUND AND v_clinic = v_ctx.clinic_id)) THEN
+		-- coalesce: a NULL comparison (a super admin has no clinic) must deny
+		IF NOT coalesce(v_ctx.role = 'super_admin'
+						OR v_ctx.user_id = user_id
+						OR (v_ctx.role = 'admin' AND v_clinic IS NOT NULL
+							AND v_clinic = v_ctx.clinic_id), false) THEN
 			RAISE EXCEPTION 'permission denied to revoke this user''s tokens'
 				USING ERRCODE = 'insufficient_privilege';
 		END IF;

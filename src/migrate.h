@@ -1,0 +1,34 @@
+/*
+ * migrate.h
+ *	  Private interface of migrate.c: applying clinic-schema migrations to a
+ *	  clinic database or to the template database.
+ */
+#ifndef MEDPRO_MIGRATE_H
+#define MEDPRO_MIGRATE_H
+
+#include "postgres.h"
+#include "libpq-fe.h"
+
+/*
+ * Apply the migrations of medpro.migrations above the database's current
+ * version, up to target (0: all), to the database behind conn (an admin
+ * connection), each in its own remote transaction, recording each in the
+ * database's medpro_schema_migrations.  An applied migration whose
+ * checksum differs from the central one is refused (55000) before anything
+ * runs.  Returns the version the database is at afterwards; *from gets the
+ * version before.  Needs SPI to be connected by the caller.
+ */
+extern int	migrate_apply(PGconn *conn, const char *dbname, int target, int *from);
+
+/* The latest version in medpro.migrations (0 when there is none). */
+extern int	migrate_latest_version(void);
+
+/*
+ * The name of this central database's template database, and make sure it
+ * exists at the latest version (creating or migrating it).  Runs its DDL
+ * through the loopback connection; needs SPI connected.
+ */
+extern char *migrate_template_name(void);
+extern void migrate_ensure_template(void);
+
+#endif							/* MEDPRO_MIGRATE_H */
