@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# bench/provision.sh [N]: time to register N clinics cloned from the template
+# against N clinics whose database is created empty and migrated (every
+# migration replayed), side by side in one run on a throwaway cluster.
+# Prints milliseconds per clinic and the ratio.  N defaults to 20.
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT"
+N=${1:-20}
+export MEDPRO_CLUSTER=${MEDPRO_CLUSTER:-/tmp/medpro-bench-cluster}
+export MEDPRO_PGPORT=${MEDPRO_PGPORT:-54332}
+scripts/deps.sh
+[ "${MEDPRO_SKIP_BUILD:-0}" = 1 ] || scripts/build.sh
+scripts/cluster.sh destroy
+scripts/cluster.sh start
+trap 'scripts/cluster.sh destroy' EXIT
+eval "$(scripts/cluster.sh env)"
+
+psql -X -q -v ON_ERROR_STOP=1 -v n="$N" -d postgres <<'SQL'
+SET client_min_messages = warning;
+CREATE EXTENSION medpro CASCADE;
+-- Build the template once, outside the measurement.
+SELECT medpro.ensure_template() IS NOT NULL AS template_ready \g /dev/null
+CREATE TEMP TABLE timing (mode text, ms float8);
+CREATE PROCEDURE bench(mode text, n int) LANGUAGE plpgsql AS $$
+DECLARE
+	t0 timestamptz;
+	i int;
+BEGIN
+	PERFORM set_config('medpro.clinic_template', (mode = 'template')::text, false);
+	FOR i IN 1..n LOOP
+		t0 := clock_timestamp();
+		PERFORM medpro_register_clinic(format('%s clinic %s', mode, i), 'FR',
+									   format('admin-%s@bench.test', gen_random_uuid()), 'bench secret 2026');
+		COMMIT;
+		INSERT INTO timing VALUES (mode, extract(epoch FROM clock_timestamp() - t0) * 1000);
+		COMMIT;
+	END LOOP;
+END $$;
+-- Warm up both paths (caches, the loopback connection) outside the measurement.
+CALL bench('template', 1);
+CALL bench('replay', 1);
+TRUNCATE timing;
+CALL bench('template', :n);
+CALL bench('replay', :n);
+\pset footer off
+SELECT mode AS "register clinic", count(*) AS clinics,
+	   round(avg(ms)::numeric, 1) AS "mean ms", round((percentile_cont(0.5) WITHIN GROUP (ORDER BY ms))::numeric, 1) AS "median ms"
+  FROM timing GROUP BY mode ORDER BY 3;
+SELECT round(((SELECT avg(ms) FROM timing WHERE mode = 'replay') /
+			  (SELECT avg(ms) FROM timing WHERE mode = 'template'))::numeric, 2) AS "ratio (replay / template)";
+SQL
