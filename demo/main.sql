@@ -13,6 +13,24 @@ SELECT claims ->> 'email' AS email, claims ->> 'role' AS role, claims ->> 'iss' 
 SELECT medpro_current_role() AS "current role";
 COMMIT;
 
+\echo '== clinic admins create their staff (each in their own clinic only)'
+SELECT medpro_login('claire@dupont.example', 'Lyon cabinet 2026') AS fr_admin \gset
+SELECT medpro_login('lucia@sol.example', 'Sevilla clinica 2026') AS es_admin \gset
+BEGIN;
+SELECT medpro_authenticate(:'fr_admin') ->> 'email' AS "authenticated as";
+SELECT medpro_create_user('paul@dupont.example', 'Lyon doctor 2026', 'doctor', 'Paul', 'Durand') IS NOT NULL AS "FR doctor";
+SELECT medpro_create_user('lea@dupont.example', 'Lyon front desk 2026', 'secretary', 'Léa', 'Martin') IS NOT NULL AS "FR secretary";
+COMMIT;
+BEGIN;
+SELECT medpro_authenticate(:'es_admin') ->> 'email' AS "authenticated as";
+SELECT medpro_create_user('jorge@sol.example', 'Sevilla doctor 2026', 'doctor', 'Jorge', 'Ruiz') IS NOT NULL AS "ES doctor";
+SELECT medpro_create_user('ana@sol.example', 'Sevilla front desk 26', 'secretary', 'Ana', 'Torres') IS NOT NULL AS "ES secretary";
+COMMIT;
+BEGIN;
+SELECT claims ->> 'role' AS role, medpro_current_clinic() = (claims ->> 'clinic_id')::uuid AS "own clinic selected"
+  FROM medpro_authenticate(medpro_login('paul@dupont.example', 'Lyon doctor 2026')) AS claims;
+COMMIT;
+
 \echo '== a wrong password, a forged token and no token at all'
 \set ON_ERROR_STOP 0
 SELECT medpro_login('root@medpro.example', 'not the password');
