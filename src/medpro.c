@@ -15,6 +15,7 @@
 #include "crypto.h"
 #include "medpro.h"
 #include "provision.h"
+#include "remote.h"
 #include "tenant.h"
 
 PG_MODULE_MAGIC;
@@ -141,5 +142,7 @@ _PG_init(void)
 	MarkGUCPrefixReserved("medpro");
 
 	tenant_init();
+	/* remote before provision: its callbacks run in reverse order */
+	remote_init();
 	provision_init();
 }

@@ -16,9 +16,9 @@
  * this backend to this server's current database as the bootstrap
  * superuser over the Unix socket, used by remote_autonomous_exec for writes
  * that must survive the caller's rollback.  It is not visible to SQL (it
- * is not a dblink named connection), is opened on first use, kept for the
- * life of the backend, checked before every reuse, replaced when it died,
- * and closed cleanly at backend exit.  docs/loopback.md describes what
+ * is not a dblink named connection), is opened on first use, kept until the
+ * end of the transaction, checked before every reuse, replaced when it
+ * died, and closed cleanly at transaction end and backend exit.  docs/loopback.md describes what
  * pg_hba.conf needs for it.  Provisioning and migrations open short-lived
  * admin connections to clinic databases (remote_admin_connect), which their
  * callers close on every path, and undo work at transaction abort through
@@ -26,6 +26,7 @@
  */
 #include "postgres.h"
 
+#include "access/xact.h"
 #include "catalog/pg_authid_d.h"
 #include "commands/dbcommands.h"
 #include "libpq-fe.h"
@@ -194,6 +195,35 @@ remote_report_error(int elevel, PGresult *res, PGconn *conn,
 		PQclear(res);
 	}
 	PG_END_TRY();
+}
+
+/*
+ * remote_xact_callback
+ *		Close the loopback at the end of every transaction that used it.
+ *
+ * The loopback connects as the bootstrap superuser, so a cached one would
+ * hold a superuser connection slot for as long as an application backend
+ * lives; many idle application sessions could then exhaust the slots
+ * reserved for superusers.  Reconnecting costs a few milliseconds, paid
+ * only by transactions that write autonomously (logins, refused tokens,
+ * provisioning).  Registered before provisioning's callback, so it runs
+ * after it: undoing provisioning at abort still has the connection.
+ */
+static void
+remote_xact_callback(XactEvent event, void *arg)
+{
+	if (loopback_conn == NULL)
+		return;
+	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT ||
+		event == XACT_EVENT_PARALLEL_COMMIT || event == XACT_EVENT_PARALLEL_ABORT ||
+		event == XACT_EVENT_PREPARE)
+		remote_loopback_disconnect();
+}
+
+void
+remote_init(void)
+{
+	RegisterXactCallback(remote_xact_callback, NULL);
 }
 
 /*

@@ -91,4 +91,7 @@ extern void remote_admin_disconnect(PGconn *conn);
  */
 extern bool remote_cleanup_exec(const char *sql, int timeout_ms, char **errmsg);
 
+/* Register the transaction callback that closes the loopback (_PG_init). */
+extern void remote_init(void);
+
 #endif							/* MEDPRO_REMOTE_H */
