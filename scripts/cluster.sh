@@ -18,7 +18,7 @@ set -euo pipefail
 : "${MEDPRO_CLUSTER:=/tmp/medpro-cluster}"
 : "${MEDPRO_PGPORT:=54329}"
 : "${MEDPRO_PGUSER_OS:=postgres}"
-PGBIN=$(pg_config --bindir)
+PGBIN=${MEDPRO_PGBIN:-$(pg_config --bindir)}
 DATA="$MEDPRO_CLUSTER/data"
 
 as_owner() {

@@ -10,6 +10,7 @@
 #include "postgres.h"
 
 #include "libpq-fe.h"
+#include "utils/uuid.h"
 
 /*
  * Run one statement in its own transaction on this server's current
@@ -90,6 +91,36 @@ extern void remote_admin_disconnect(PGconn *conn);
  * statement succeeded; *errmsg (if not NULL) says why not.
  */
 extern bool remote_cleanup_exec(const char *sql, int timeout_ms, char **errmsg);
+
+/*
+ * Clinic connections (routing).  ------------------------------------------
+ *
+ * remote_clinic_begin returns the connection to the clinic's database for
+ * use in the current local transaction: taken from this backend's LRU cache
+ * (at most medpro.max_cached_connections; a dead one is replaced) or opened
+ * as the clinic's own role with its unsealed password (wiped after use),
+ * with a connect timeout.  On first use in a local transaction it starts a
+ * remote transaction at the local isolation level and sends SET LOCAL
+ * search_path (and timeouts); remote savepoints follow the local
+ * subtransaction level.  The remote transaction commits at local
+ * pre-commit and rolls back at local abort (also for subtransactions).
+ * Once a local transaction has used one clinic, asking for another raises
+ * 42501.  An unreachable clinic raises 08006 "clinic database unavailable"
+ * with the clinic id in the detail and no connection string; a clinic whose
+ * schema version differs from expected_version (when > 0) raises 55000
+ * "clinic schema out of date".  The clinic's routing data (database, role,
+ * sealed password, server, status, schema version) is read from
+ * medpro.clinics as the extension owner.
+ */
+extern PGconn *remote_clinic_begin(const pg_uuid_t *clinic_id, int expected_version);
+
+/*
+ * Run sql (with text parameters) on a clinic connection; returns the result
+ * (caller PQclear's it) or re-raises the remote error (remote SQLSTATE and
+ * message).  Waits through the latch.
+ */
+extern PGresult *remote_clinic_exec(PGconn *conn, const char *sql, int nparams,
+									const char *const *values);
 
 /* Register the transaction callback that closes the loopback (_PG_init). */
 extern void remote_init(void);
