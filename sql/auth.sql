@@ -125,6 +125,19 @@ SET ROLE regress_app;
 SELECT medpro_login('admin@b.test', 'bravo clinic pw 2') IS NOT NULL AS unlocked;
 RESET ROLE;
 SELECT failed_logins FROM medpro.users WHERE email = 'admin@b.test';
+-- Attempts during a lock do not extend it, and an expired lock starts a new count.
+UPDATE medpro.users SET failed_logins = 5, locked_until = now() + interval '1 hour' WHERE email = 'admin@b.test';
+SELECT locked_until AS lock_before FROM medpro.users WHERE email = 'admin@b.test' \gset
+SET ROLE regress_app;
+SELECT regress_try($$SELECT medpro_login('admin@b.test', 'wrong')$$);
+RESET ROLE;
+SELECT locked_until = :'lock_before' AS lock_not_extended, failed_logins FROM medpro.users WHERE email = 'admin@b.test';
+UPDATE medpro.users SET locked_until = now() - interval '1 second' WHERE email = 'admin@b.test';
+SET ROLE regress_app;
+SELECT regress_try($$SELECT medpro_login('admin@b.test', 'wrong')$$);
+RESET ROLE;
+SELECT failed_logins, locked_until IS NULL AS unlocked FROM medpro.users WHERE email = 'admin@b.test';
+UPDATE medpro.users SET failed_logins = 0 WHERE email = 'admin@b.test';
 
 -- No audit row holds a password, a token or key material.
 SELECT count(*) AS leaking_rows FROM medpro.audit_log

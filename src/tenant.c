@@ -49,9 +49,15 @@ tenant_xact_callback(XactEvent event, void *arg)
 {
 	switch (event)
 	{
+		case XACT_EVENT_PREPARE:
+			/*
+			 * A prepared transaction may be committed later, by anyone: what
+			 * it set is not kept for this session.
+			 */
+			current = session_ctx;
+			break;
 		case XACT_EVENT_COMMIT:
 		case XACT_EVENT_PARALLEL_COMMIT:
-		case XACT_EVENT_PREPARE:
 			/* A session context set in this transaction becomes the fallback. */
 			if (current.valid && current.session)
 				session_ctx = current;

@@ -49,10 +49,17 @@ DECLARE
 	v_failures integer;
 BEGIN
 	IF user_id IS NOT NULL THEN
+		-- An expired lock starts a new count; attempts during a lock do not
+		-- extend it (so nobody can keep an account locked for ever).
 		UPDATE medpro.users u
-		   SET failed_logins = u.failed_logins + 1,
-			   locked_until = CASE WHEN u.failed_logins + 1 >= max_failures
+		   SET failed_logins = CASE WHEN u.locked_until <= clock_timestamp() THEN 1
+									ELSE u.failed_logins + 1 END,
+			   locked_until = CASE WHEN u.locked_until > clock_timestamp() THEN u.locked_until
+								   WHEN u.locked_until IS NULL AND u.failed_logins + 1 >= max_failures
 								   THEN clock_timestamp() + make_interval(secs => lockout_seconds)
+								   WHEN u.locked_until IS NOT NULL AND 1 >= max_failures
+								   THEN clock_timestamp() + make_interval(secs => lockout_seconds)
+								   WHEN u.locked_until IS NOT NULL THEN NULL
 								   ELSE u.locked_until END
 		 WHERE u.id = user_id
 		RETURNING u.clinic_id, u.failed_logins INTO v_clinic, v_failures;
