@@ -103,13 +103,30 @@ sealing_context(const char *kid)
 	return psprintf("medpro.keys:%s", kid);
 }
 
-/* Run a query with text parameters; returns SPI_processed. */
+/*
+ * Saved plans of the catalog queries below, keyed by the address of their
+ * SQL text (always a string literal), so that login and authentication do
+ * not parse and plan their lookups on every call.  The plan cache
+ * invalidates them when the catalog changes.
+ */
+#define MAX_SAVED_PLANS 16
+
+typedef struct SavedPlan
+{
+	const char *sql;
+	SPIPlanPtr	plan;
+} SavedPlan;
+
+static SavedPlan saved_plans[MAX_SAVED_PLANS];
+
+/* Run a query (a string literal) with text parameters; returns SPI_processed. */
 static uint64
 spi_exec(const char *sql, int nargs, const char *const *values, bool read_only)
 {
 	Oid			types[8];
 	Datum		args[8];
 	char		nulls[8];
+	SPIPlanPtr	plan = NULL;
 	int			i;
 	int			rc;
 
@@ -120,10 +137,28 @@ spi_exec(const char *sql, int nargs, const char *const *values, bool read_only)
 		args[i] = values[i] ? CStringGetTextDatum(values[i]) : (Datum) 0;
 		nulls[i] = values[i] ? ' ' : 'n';
 	}
-	rc = SPI_execute_with_args(sql, nargs, types, args, nargs ? nulls : NULL,
-							   read_only, 0);
+	for (i = 0; i < MAX_SAVED_PLANS && saved_plans[i].sql != NULL; i++)
+	{
+		if (saved_plans[i].sql == sql)
+		{
+			plan = saved_plans[i].plan;
+			break;
+		}
+	}
+	if (plan == NULL)
+	{
+		plan = SPI_prepare(sql, nargs, types);
+		if (plan == NULL)
+			elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+		if (i < MAX_SAVED_PLANS && SPI_keepplan(plan) == 0)
+		{
+			saved_plans[i].sql = sql;
+			saved_plans[i].plan = plan;
+		}
+	}
+	rc = SPI_execute_plan(plan, args, nargs ? nulls : NULL, read_only, 0);
 	if (rc < 0)
-		elog(ERROR, "SPI_execute_with_args failed: %s", SPI_result_code_string(rc));
+		elog(ERROR, "SPI_execute_plan failed: %s", SPI_result_code_string(rc));
 	return SPI_processed;
 }
 
