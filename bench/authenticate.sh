@@ -4,17 +4,8 @@
 # medpro_jwt_verify of the same token with the key given directly, side by
 # side in one run.  Prints microseconds per call and the ratio.
 set -euo pipefail
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
-cd "$ROOT"
 N=${1:-20000}
-export MEDPRO_CLUSTER=${MEDPRO_CLUSTER:-/tmp/medpro-bench-cluster}
-export MEDPRO_PGPORT=${MEDPRO_PGPORT:-54332}
-scripts/deps.sh
-[ "${MEDPRO_SKIP_BUILD:-0}" = 1 ] || scripts/build.sh
-scripts/cluster.sh destroy
-scripts/cluster.sh start
-trap 'scripts/cluster.sh destroy' EXIT
-eval "$(scripts/cluster.sh env)"
+. "$(dirname "$0")/lib.sh"
 
 psql -X -q -v ON_ERROR_STOP=1 -v n="$N" -d postgres <<'SQL'
 SET client_min_messages = warning;

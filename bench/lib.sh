@@ -1,0 +1,13 @@
+# bench/lib.sh: sourced by the benchmark scripts.  Installs what is missing,
+# builds and installs medpro (unless MEDPRO_SKIP_BUILD=1), and starts a
+# throwaway cluster that is removed when the script exits.
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT"
+export MEDPRO_CLUSTER=${MEDPRO_CLUSTER:-/tmp/medpro-bench-cluster}
+export MEDPRO_PGPORT=${MEDPRO_PGPORT:-54332}
+scripts/deps.sh
+[ "${MEDPRO_SKIP_BUILD:-0}" = 1 ] || scripts/build.sh
+scripts/cluster.sh destroy
+scripts/cluster.sh start
+trap 'scripts/cluster.sh destroy' EXIT
+eval "$(scripts/cluster.sh env)"
