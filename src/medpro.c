@@ -144,5 +144,6 @@ _PG_init(void)
 	tenant_init();
 	/* remote before provision: its callbacks run in reverse order */
 	remote_init();
+	remote_clinic_init();
 	provision_init();
 }

@@ -23,14 +23,29 @@
  * admin connections to clinic databases (remote_admin_connect), which their
  * callers close on every path, and undo work at transaction abort through
  * remote_cleanup_exec, which never raises.
+ *
+ * Clinic connections, used by routing: a per-backend LRU cache of
+ * connections to clinic databases as each clinic's own role, with remote
+ * transactions that follow the local transaction and its subtransactions
+ * (remote_clinic_begin, remote_clinic_exec; see the section near the end of
+ * this file and docs/routing-connections.md).
  */
 #include "postgres.h"
 
+#include "access/genam.h"
+#include "access/htup_details.h"
+#include "access/table.h"
 #include "access/xact.h"
 #include "catalog/pg_authid_d.h"
+#include "catalog/pg_extension.h"
+#include "catalog/pg_type.h"
 #include "commands/dbcommands.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "funcapi.h"
 #include "libpq-fe.h"
 #include "libpq/libpq-be-fe-helpers.h"
+#include "lib/stringinfo.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "nodes/pg_list.h"
@@ -38,11 +53,19 @@
 #include "storage/fd.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
+#include "storage/proc.h"
 #include "storage/procsignal.h"
+#include "utils/builtins.h"
+#include "utils/fmgroids.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
 #include "utils/timestamp.h"
+#include "utils/tuplestore.h"
 #include "utils/varlena.h"
 #include "utils/wait_event.h"
 
+#include "crypto.h"
+#include "medpro.h"
 #include "remote.h"
 
 /* Seconds a loopback connection attempt may take before it is abandoned. */
@@ -66,6 +89,8 @@ static bool loopback_is_idle(PGconn *conn);
 static void loopback_cancel(PGconn *conn);
 static void loopback_exit_callback(int code, Datum arg);
 static void loopback_notice_receiver(void *arg, const PGresult *res);
+static bool conn_cleanup_exec(PGconn *conn, const char *sql, int timeout_ms,
+							  char **errmsg, bool *lost);
 
 /*
  * remote_autonomous_exec
@@ -326,10 +351,8 @@ bool
 remote_cleanup_exec(const char *sql, int timeout_ms, char **errmsg)
 {
 	PGconn	   *conn = loopback_conn;
-	TimestampTz deadline;
-	PGresult   *res;
-	PGresult   *last = NULL;
-	bool		ok = false;
+	bool		lost;
+	bool		ok;
 
 	if (errmsg)
 		*errmsg = NULL;
@@ -339,10 +362,37 @@ remote_cleanup_exec(const char *sql, int timeout_ms, char **errmsg)
 			*errmsg = pstrdup("no usable loopback connection");
 		return false;
 	}
+	ok = conn_cleanup_exec(conn, sql, timeout_ms, errmsg, &lost);
+	if (lost)
+		remote_loopback_disconnect();
+	return ok;
+}
+
+/*
+ * conn_cleanup_exec
+ *		Run sql on conn (which must not be busy) without raising and without
+ *		servicing interrupts; give up after timeout_ms.
+ *
+ * Returns true when the statement succeeded.  On failure, *errmsg (when not
+ * NULL) is set to a palloc'd description.  *lost is set when the connection
+ * can no longer be used (send failure, timeout with the statement still
+ * running, lost connection); the caller then closes it.
+ */
+static bool
+conn_cleanup_exec(PGconn *conn, const char *sql, int timeout_ms,
+				  char **errmsg, bool *lost)
+{
+	TimestampTz deadline;
+	PGresult   *res;
+	PGresult   *last = NULL;
+	bool		ok = false;
+
+	*lost = false;
 	if (!PQsendQuery(conn, sql))
 	{
 		if (errmsg)
 			*errmsg = pchomp(PQerrorMessage(conn));
+		*lost = true;
 		return false;
 	}
 	deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), timeout_ms);
@@ -360,7 +410,7 @@ remote_cleanup_exec(const char *sql, int timeout_ms, char **errmsg)
 				if (errmsg)
 					*errmsg = pstrdup("timed out");
 				PQclear(last);
-				remote_loopback_disconnect();
+				*lost = true;
 				return false;
 			}
 			rc = WaitLatchOrSocket(MyLatch,
@@ -385,7 +435,7 @@ remote_cleanup_exec(const char *sql, int timeout_ms, char **errmsg)
 				if (errmsg)
 					*errmsg = pchomp(PQerrorMessage(conn));
 				PQclear(last);
-				remote_loopback_disconnect();
+				*lost = true;
 				return false;
 			}
 		}
@@ -404,6 +454,8 @@ remote_cleanup_exec(const char *sql, int timeout_ms, char **errmsg)
 			*errmsg = pchomp(PQresultErrorMessage(last));
 		PQclear(last);
 	}
+	if (PQstatus(conn) != CONNECTION_OK)
+		*lost = true;
 	return ok;
 }
 
@@ -769,7 +821,8 @@ loopback_exit_callback(int code, Datum arg)
  *		Relay notices from the loopback into this backend's log stream
  *		instead of libpq's default of printing them on stderr.
  *
- * Warnings stay warnings; lower severities become DEBUG1.  This runs inside
+ * Warnings stay warnings; lower severities become DEBUG1.  arg, when not
+ * NULL, is the context line to use (a constant string).  This runs inside
  * libpq, so it must not raise an ERROR.
  */
 static void
@@ -786,5 +839,1052 @@ loopback_notice_receiver(void *arg, const PGresult *res)
 	ereport(elevel,
 			(errmsg_internal("%s", primary ? primary : "(no message)"),
 			 detail ? errdetail_internal("%s", detail) : 0,
-			 errcontext("message from the loopback connection")));
+			 errcontext("%s", arg ? (const char *) arg :
+						"message from the loopback connection")));
+}
+
+/*
+ * Clinic connections (routing).
+ *
+ * Each backend caches at most medpro.max_cached_connections connections to
+ * clinic databases, one per clinic, made as the clinic's own login role.  A
+ * local transaction uses at most one clinic (the one its authentication
+ * selected), so at most one cached connection is in use at a time; every
+ * other one is idle and may be evicted, least recently used first.
+ *
+ * The routing row (database, role, sealed password, status, schema version)
+ * is read from medpro.clinics once per local transaction, as the extension
+ * owner: a clinic suspended, dropped or migrated is therefore noticed by the
+ * next transaction of every backend, without any cross-backend signal.
+ *
+ * The remote transaction opens on first use in a local transaction, at the
+ * local isolation level, and follows it: remote savepoint s<n> stands for
+ * local subtransaction level n, the remote transaction commits at local
+ * pre-commit and rolls back at local abort.  There is no two-phase commit.
+ */
+
+/* Milliseconds an abort-time ROLLBACK may take before the connection is dropped. */
+#define CLINIC_CLEANUP_TIMEOUT_MS	5000
+
+/* Length of medpro.clinics.status values kept in ClinicRoute. */
+#define CLINIC_STATUS_LEN			16
+
+typedef struct ClinicConn
+{
+	pg_uuid_t	clinic_id;
+	char		db_name[NAMEDATALEN];
+	char		db_role[NAMEDATALEN];
+	PGconn	   *conn;
+
+	/*
+	 * 0 when no remote transaction is open; otherwise the deepest local
+	 * transaction nesting level that has its remote counterpart (1 is the
+	 * remote transaction itself, n > 1 the savepoint s<n>).
+	 */
+	int			xact_depth;
+
+	/* A transaction-control command is in flight: its outcome is unknown. */
+	bool		changing_xact_state;
+
+	/* The remote transaction can no longer commit (interrupted, lost). */
+	bool		broken;
+
+	/* Close when the local transaction ends (remote_clinic_disconnect_all). */
+	bool		close_at_end;
+
+	TimestampTz last_used;
+} ClinicConn;
+
+/* The routing data of the clinic the current local transaction uses. */
+typedef struct ClinicRoute
+{
+	char		db_name[NAMEDATALEN];
+	char		db_role[NAMEDATALEN];
+	bytea	   *password_sealed;	/* in TopTransactionContext, or NULL */
+	char		status[CLINIC_STATUS_LEN];
+	char		server[NAMEDATALEN];
+	int			schema_version;
+	bool		local_server;
+} ClinicRoute;
+
+/* The cache: an array of pointers, both in TopMemoryContext. */
+static ClinicConn **clinic_conns = NULL;
+static int	clinic_nconns = 0;
+static int	clinic_capacity = 0;
+
+/* The clinic chosen by the current local transaction, and its connection. */
+static bool xact_clinic_chosen = false;
+static pg_uuid_t xact_clinic_id;
+static ClinicRoute xact_route;
+static ClinicConn *xact_conn = NULL;
+
+/* Whether clinic_exit_callback has been registered. */
+static bool clinic_exit_registered = false;
+
+static char *clinic_id_string(const pg_uuid_t *clinic_id);
+static Oid	extension_owner(void);
+static bool clinic_route_lookup(const pg_uuid_t *clinic_id, ClinicRoute *route);
+static void clinic_route_check(const pg_uuid_t *clinic_id,
+							   const ClinicRoute *route);
+static ClinicConn *clinic_conn_get(const pg_uuid_t *clinic_id,
+								   const ClinicRoute *route);
+static void clinic_cache_trim(ClinicConn *keep, int room);
+static PGconn *clinic_connect(const pg_uuid_t *clinic_id,
+							  const ClinicRoute *route);
+static void clinic_conn_close(ClinicConn *entry);
+static ClinicConn *clinic_conn_find(const PGconn *conn);
+static void clinic_begin_remote_xact(ClinicConn *entry);
+static PGresult *clinic_exec(ClinicConn *entry, const char *sql, int nparams,
+							 const char *const *values);
+static void clinic_report_lost(ClinicConn *entry, const char *why);
+static bool clinic_abort_remote_xact(ClinicConn *entry);
+static void clinic_xact_end(bool is_abort);
+static void clinic_xact_callback(XactEvent event, void *arg);
+static void clinic_subxact_callback(SubXactEvent event,
+									SubTransactionId mySubid,
+									SubTransactionId parentSubid, void *arg);
+static void clinic_exit_callback(int code, Datum arg);
+
+/*
+ * remote_clinic_begin
+ *		The connection to the clinic's database for the current local
+ *		transaction, with its remote transaction open at the current local
+ *		nesting level.
+ *
+ * See remote.h for the contract.
+ */
+PGconn *
+remote_clinic_begin(const pg_uuid_t *clinic_id, int expected_version)
+{
+	ClinicConn *entry;
+
+	Assert(clinic_id != NULL);
+
+	if (!IsTransactionState())
+		elog(ERROR, "clinic connections can only be used inside a transaction");
+
+	if (xact_clinic_chosen &&
+		memcmp(&xact_clinic_id, clinic_id, sizeof(pg_uuid_t)) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied to use two clinics in one transaction"),
+				 errdetail("A transaction works on the clinic it authenticated for; authenticate as one clinic per transaction.")));
+
+	if (!xact_clinic_chosen)
+	{
+		ClinicRoute route;
+
+		if (!clinic_route_lookup(clinic_id, &route))
+			ereport(ERROR,
+					(errcode(ERRCODE_CONNECTION_FAILURE),
+					 errmsg("clinic database unavailable"),
+					 errdetail("Clinic %s does not exist.",
+							   clinic_id_string(clinic_id))));
+		clinic_route_check(clinic_id, &route);
+		xact_route = route;
+		xact_clinic_id = *clinic_id;
+		xact_clinic_chosen = true;
+	}
+
+	if (expected_version > 0 && xact_route.schema_version != expected_version)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("clinic schema out of date"),
+				 errdetail("Clinic %s is at schema version %d, but version %d is expected.",
+						   clinic_id_string(clinic_id),
+						   xact_route.schema_version, expected_version),
+				 errhint("Run medpro_migrate_clinic() for this clinic.")));
+
+	entry = xact_conn;
+	if (entry == NULL)
+	{
+		entry = clinic_conn_get(clinic_id, &xact_route);
+		xact_conn = entry;
+	}
+	else if (entry->broken || PQstatus(entry->conn) != CONNECTION_OK)
+		clinic_report_lost(entry, NULL);
+
+	clinic_begin_remote_xact(entry);
+	entry->last_used = GetCurrentTimestamp();
+
+	return entry->conn;
+}
+
+/*
+ * remote_clinic_exec
+ *		Run sql on a clinic connection and return its (last) result, or
+ *		re-raise the remote error.
+ *
+ * Without parameters the simple protocol is used (sql may hold several
+ * statements); with parameters the extended protocol, with text values.
+ */
+PGresult *
+remote_clinic_exec(PGconn *conn, const char *sql, int nparams,
+				   const char *const *values)
+{
+	ClinicConn *entry;
+	PGresult   *res;
+
+	Assert(sql != NULL);
+	Assert(nparams >= 0 && (nparams == 0 || values != NULL));
+
+	entry = clinic_conn_find(conn);
+	if (entry == NULL)
+		elog(ERROR, "connection is not a cached clinic connection");
+	if (entry != xact_conn || entry->xact_depth <= 0)
+		elog(ERROR, "clinic connection used outside the remote transaction remote_clinic_begin opened");
+	if (entry->broken)
+		clinic_report_lost(entry, NULL);
+
+	res = clinic_exec(entry, sql, nparams, values);
+	entry->last_used = GetCurrentTimestamp();
+	return res;
+}
+
+/*
+ * remote_clinic_disconnect_all
+ *		Close every cached clinic connection.
+ *
+ * The connection the current local transaction uses (with its remote
+ * transaction open) is closed when the local transaction ends instead.
+ */
+void
+remote_clinic_disconnect_all(void)
+{
+	int			i;
+
+	for (i = clinic_nconns - 1; i >= 0; i--)
+	{
+		ClinicConn *entry = clinic_conns[i];
+
+		if (entry == xact_conn && entry->xact_depth > 0)
+			entry->close_at_end = true;
+		else
+			clinic_conn_close(entry);
+	}
+}
+
+/*
+ * remote_clinic_init
+ *		Register the transaction callbacks of clinic connections (_PG_init).
+ */
+void
+remote_clinic_init(void)
+{
+	RegisterXactCallback(clinic_xact_callback, NULL);
+	RegisterSubXactCallback(clinic_subxact_callback, NULL);
+}
+
+/*
+ * medpro_connections_internal
+ *		SQL-callable: this backend's cached clinic connections, for the view
+ *		medpro.connections.
+ *
+ * alive is checked without blocking: an idle connection whose server went
+ * away is reported dead (and replaced when next used); one in use in this
+ * transaction is alive unless it was lost or its remote transaction broke.
+ */
+PG_FUNCTION_INFO_V1(medpro_connections_internal);
+
+Datum
+medpro_connections_internal(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	int			i;
+
+	InitMaterializedSRF(fcinfo, 0);
+
+	for (i = 0; i < clinic_nconns; i++)
+	{
+		ClinicConn *entry = clinic_conns[i];
+		Datum		values[5];
+		bool		nulls[5] = {false, false, false, false, false};
+		pg_uuid_t  *id = palloc(sizeof(pg_uuid_t));
+		bool		alive;
+
+		*id = entry->clinic_id;
+		if (entry->xact_depth > 0)
+			alive = !entry->broken && PQstatus(entry->conn) == CONNECTION_OK;
+		else
+			alive = loopback_is_usable(entry->conn);
+
+		values[0] = UUIDPGetDatum(id);
+		values[1] = CStringGetTextDatum(entry->db_name);
+		values[2] = BoolGetDatum(entry->xact_depth > 0);
+		values[3] = TimestampTzGetDatum(entry->last_used);
+		values[4] = BoolGetDatum(alive);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+
+	return (Datum) 0;
+}
+
+/* The canonical text form of a clinic id, palloc'd. */
+static char *
+clinic_id_string(const pg_uuid_t *clinic_id)
+{
+	return DatumGetCString(DirectFunctionCall1(uuid_out,
+											   UUIDPGetDatum((pg_uuid_t *) clinic_id)));
+}
+
+/*
+ * extension_owner
+ *		The role that owns extension medpro in this database.
+ */
+static Oid
+extension_owner(void)
+{
+	Relation	rel;
+	ScanKeyData key;
+	SysScanDesc scan;
+	HeapTuple	tuple;
+	Oid			owner = InvalidOid;
+
+	rel = table_open(ExtensionRelationId, AccessShareLock);
+	ScanKeyInit(&key, Anum_pg_extension_extname, BTEqualStrategyNumber,
+				F_NAMEEQ, CStringGetDatum("medpro"));
+	scan = systable_beginscan(rel, ExtensionNameIndexId, true, NULL, 1, &key);
+	tuple = systable_getnext(scan);
+	if (HeapTupleIsValid(tuple))
+		owner = ((Form_pg_extension) GETSTRUCT(tuple))->extowner;
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+
+	if (!OidIsValid(owner))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("extension \"medpro\" is not installed in this database")));
+	return owner;
+}
+
+/*
+ * clinic_route_lookup
+ *		Read the clinic's routing row into *route; false when there is no
+ *		such (undeleted) clinic.
+ *
+ * The caller is typically a medpro_api role without access to
+ * medpro.clinics, so the query runs as the extension owner, in a restricted
+ * security context, with the caller's identity restored on every path.  The
+ * operators are schema-qualified: the caller's search_path is in force.
+ */
+static bool
+clinic_route_lookup(const pg_uuid_t *clinic_id, ClinicRoute *route)
+{
+	Oid			owner = extension_owner();
+	Oid			save_userid;
+	int			save_sec_context;
+	bool		found = false;
+
+	memset(route, 0, sizeof(ClinicRoute));
+
+	GetUserIdAndSecContext(&save_userid, &save_sec_context);
+	SetUserIdAndSecContext(owner, save_sec_context |
+						   SECURITY_LOCAL_USERID_CHANGE |
+						   SECURITY_RESTRICTED_OPERATION);
+	PG_TRY();
+	{
+		Oid			argtypes[1] = {UUIDOID};
+		Datum		args[1];
+		int			rc;
+
+		args[0] = UUIDPGetDatum((pg_uuid_t *) clinic_id);
+
+		if (SPI_connect() != SPI_OK_CONNECT)
+			elog(ERROR, "SPI_connect failed");
+		rc = SPI_execute_with_args("SELECT c.db_name, c.db_role, c.db_password_sealed, c.status, "
+								   "       c.schema_version, c.server, s.conninfo_sealed IS NULL "
+								   "  FROM medpro.clinics c "
+								   "  LEFT JOIN medpro.servers s ON s.name OPERATOR(pg_catalog.=) c.server "
+								   " WHERE c.id OPERATOR(pg_catalog.=) $1 AND c.deleted_at IS NULL",
+								   1, argtypes, args, NULL, false, 1);
+		if (rc != SPI_OK_SELECT)
+			elog(ERROR, "could not read the routing data of a clinic: %s",
+				 SPI_result_code_string(rc));
+
+		if (SPI_processed == 1)
+		{
+			HeapTuple	tup = SPI_tuptable->vals[0];
+			TupleDesc	desc = SPI_tuptable->tupdesc;
+			char	   *v;
+			Datum		d;
+			bool		isnull;
+
+			found = true;
+			if ((v = SPI_getvalue(tup, desc, 1)) != NULL)
+				strlcpy(route->db_name, v, NAMEDATALEN);
+			if ((v = SPI_getvalue(tup, desc, 2)) != NULL)
+				strlcpy(route->db_role, v, NAMEDATALEN);
+			d = SPI_getbinval(tup, desc, 3, &isnull);
+			if (!isnull)
+			{
+				MemoryContext old = MemoryContextSwitchTo(TopTransactionContext);
+
+				route->password_sealed = DatumGetByteaPCopy(d);
+				MemoryContextSwitchTo(old);
+			}
+			if ((v = SPI_getvalue(tup, desc, 4)) != NULL)
+				strlcpy(route->status, v, CLINIC_STATUS_LEN);
+			d = SPI_getbinval(tup, desc, 5, &isnull);
+			route->schema_version = isnull ? 0 : DatumGetInt32(d);
+			if ((v = SPI_getvalue(tup, desc, 6)) != NULL)
+				strlcpy(route->server, v, NAMEDATALEN);
+			d = SPI_getbinval(tup, desc, 7, &isnull);
+			route->local_server = !isnull && DatumGetBool(d);
+		}
+		SPI_finish();
+	}
+	PG_FINALLY();
+	{
+		SetUserIdAndSecContext(save_userid, save_sec_context);
+	}
+	PG_END_TRY();
+
+	return found;
+}
+
+/*
+ * clinic_route_check
+ *		Raise the error that keeps the clinic from being used, if any.
+ */
+static void
+clinic_route_check(const pg_uuid_t *clinic_id, const ClinicRoute *route)
+{
+	if (strcmp(route->status, "suspended") == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("clinic is suspended")));
+	if (strcmp(route->status, "active") != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_CONNECTION_FAILURE),
+				 errmsg("clinic database unavailable"),
+				 errdetail("Clinic %s is %s.", clinic_id_string(clinic_id),
+						   route->status)));
+	if (route->db_name[0] == '\0' || route->db_role[0] == '\0' ||
+		route->password_sealed == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_CONNECTION_FAILURE),
+				 errmsg("clinic database unavailable"),
+				 errdetail("Clinic %s has no database credentials.",
+						   clinic_id_string(clinic_id)),
+				 errhint("Run medpro_provision_clinic() for this clinic.")));
+	if (!route->local_server)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("clinic databases on another server are not supported yet"),
+				 errdetail("Clinic %s is on server \"%s\".",
+						   clinic_id_string(clinic_id), route->server)));
+}
+
+/*
+ * clinic_conn_get
+ *		The cached connection to the clinic, checked and idle, or a new one;
+ *		evicts the least recently used idle connections to make room.
+ *
+ * Called only at the clinic's first use in a local transaction, so a dead
+ * cached connection can be replaced without losing remote work.
+ */
+static ClinicConn *
+clinic_conn_get(const pg_uuid_t *clinic_id, const ClinicRoute *route)
+{
+	ClinicConn *entry = NULL;
+	PGconn	   *conn;
+	MemoryContext old;
+	int			i;
+
+	for (i = 0; i < clinic_nconns; i++)
+	{
+		if (memcmp(&clinic_conns[i]->clinic_id, clinic_id, sizeof(pg_uuid_t)) == 0)
+		{
+			entry = clinic_conns[i];
+			break;
+		}
+	}
+
+	/* Dead, not idle, or made for a database or role the clinic no longer has. */
+	if (entry != NULL &&
+		(!loopback_is_usable(entry->conn) ||
+		 strcmp(entry->db_name, route->db_name) != 0 ||
+		 strcmp(entry->db_role, route->db_role) != 0))
+	{
+		clinic_conn_close(entry);
+		entry = NULL;
+	}
+	if (entry != NULL)
+	{
+		/* The setting may have been lowered since the cache filled. */
+		clinic_cache_trim(entry, 0);
+		return entry;
+	}
+
+	/* Make room for the new connection. */
+	clinic_cache_trim(NULL, 1);
+
+	/* Allocate before connecting, so that nothing can fail once connected. */
+	old = MemoryContextSwitchTo(TopMemoryContext);
+	if (clinic_conns == NULL)
+	{
+		clinic_capacity = 8;
+		clinic_conns = palloc(clinic_capacity * sizeof(ClinicConn *));
+	}
+	else if (clinic_nconns >= clinic_capacity)
+	{
+		clinic_capacity *= 2;
+		clinic_conns = repalloc(clinic_conns, clinic_capacity * sizeof(ClinicConn *));
+	}
+	entry = palloc0(sizeof(ClinicConn));
+	MemoryContextSwitchTo(old);
+
+	PG_TRY();
+	{
+		conn = clinic_connect(clinic_id, route);
+	}
+	PG_CATCH();
+	{
+		pfree(entry);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+
+	entry->clinic_id = *clinic_id;
+	strlcpy(entry->db_name, route->db_name, NAMEDATALEN);
+	strlcpy(entry->db_role, route->db_role, NAMEDATALEN);
+	entry->conn = conn;
+	entry->last_used = GetCurrentTimestamp();
+	clinic_conns[clinic_nconns++] = entry;
+
+	return entry;
+}
+
+/*
+ * clinic_cache_trim
+ *		Close least recently used idle connections (never keep, nor one in
+ *		use in the current transaction) until room more fit within
+ *		medpro.max_cached_connections.
+ */
+static void
+clinic_cache_trim(ClinicConn *keep, int room)
+{
+	while (clinic_nconns + room > medpro_max_cached_connections)
+	{
+		ClinicConn *lru = NULL;
+		int			i;
+
+		for (i = 0; i < clinic_nconns; i++)
+		{
+			ClinicConn *e = clinic_conns[i];
+
+			if (e == keep || e == xact_conn || e->xact_depth > 0)
+				continue;
+			if (lru == NULL || e->last_used < lru->last_used)
+				lru = e;
+		}
+		if (lru == NULL)
+			break;
+		clinic_conn_close(lru);
+	}
+}
+
+/*
+ * clinic_connect
+ *		Open a connection to the clinic's database as its own role, or raise
+ *		08006 "clinic database unavailable".
+ *
+ * The password is unsealed only for the call that starts the connection
+ * (libpq copies its parameters) and wiped right after.  libpq's own message
+ * goes to the server log only: it may name hosts and sockets.  The session
+ * gets no settings beyond client_encoding; everything else is set with SET
+ * LOCAL in each remote transaction.
+ */
+static PGconn *
+clinic_connect(const pg_uuid_t *clinic_id, const ClinicRoute *route)
+{
+	const char *keywords[10];
+	const char *values[10];
+	char		port[12];
+	char	   *host;
+	char	   *idstr = clinic_id_string(clinic_id);
+	char	   *password;
+	size_t		password_len;
+	PGconn	   *conn;
+	bool		timed_out;
+	int			n = 0;
+
+	host = loopback_socket_dir();
+	if (host == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_CONNECTION_FAILURE),
+				 errmsg("clinic database unavailable"),
+				 errdetail("Clinic %s could not be reached.", idstr),
+				 errdetail_log("\"unix_socket_directories\" is empty, and connections to clinic databases on this server need a Unix-domain socket.")));
+
+	snprintf(port, sizeof(port), "%d", PostPortNumber);
+
+	if (!clinic_exit_registered)
+	{
+		on_proc_exit(clinic_exit_callback, (Datum) 0);
+		clinic_exit_registered = true;
+	}
+
+	password = (char *) crypto_unseal(route->password_sealed,
+									  psprintf("medpro.clinics:%s:db_password", idstr),
+									  &password_len);
+
+	keywords[n] = "host";
+	values[n++] = host;
+	keywords[n] = "port";
+	values[n++] = port;
+	keywords[n] = "dbname";
+	values[n++] = route->db_name;
+	keywords[n] = "user";
+	values[n++] = route->db_role;
+	keywords[n] = "password";
+	values[n++] = password;
+	keywords[n] = "application_name";
+	values[n++] = "medpro routing";
+	keywords[n] = "connect_timeout";
+	values[n++] = CppAsString2(LOOPBACK_CONNECT_TIMEOUT);
+	keywords[n] = "client_encoding";
+	values[n++] = GetDatabaseEncodingName();
+	keywords[n] = NULL;
+	values[n] = NULL;
+	Assert(n < lengthof(keywords));
+
+	/* As libpqsrv_connect_params does; libpqsrv_disconnect releases it. */
+	if (!AcquireExternalFD())
+	{
+		crypto_wipe(password, password_len);
+		pfree(password);
+		ereport(ERROR,
+				(errcode(ERRCODE_CONNECTION_FAILURE),
+				 errmsg("clinic database unavailable"),
+				 errdetail("Clinic %s could not be reached.", idstr),
+				 errdetail_log("There are too many open files on the local server.")));
+	}
+
+	/* expand_dbname = 0: a database name is never parsed as a conninfo */
+	conn = PQconnectStartParams(keywords, values, 0);
+	crypto_wipe(password, password_len);
+	pfree(password);
+	values[4] = NULL;
+
+	if (conn == NULL)
+	{
+		ReleaseExternalFD();
+		ereport(ERROR,
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("out of memory"),
+				 errdetail("Could not allocate a clinic connection.")));
+	}
+
+	if (!loopback_start(conn, &timed_out))
+	{
+		char	   *msg;
+
+		if (timed_out)
+			msg = psprintf("Connection attempt timed out after %d seconds.",
+						   LOOPBACK_CONNECT_TIMEOUT);
+		else
+			msg = pchomp(PQerrorMessage(conn));
+		libpqsrv_disconnect(conn);
+		ereport(ERROR,
+				(errcode(ERRCODE_CONNECTION_FAILURE),
+				 errmsg("clinic database unavailable"),
+				 errdetail("Clinic %s could not be reached.", idstr),
+				 errdetail_log("Clinic %s could not be reached: %s", idstr, msg)));
+	}
+
+	PQsetNoticeReceiver(conn, loopback_notice_receiver,
+						(void *) "message from a clinic database");
+
+	return conn;
+}
+
+/*
+ * clinic_conn_close
+ *		Remove entry from the cache and close its connection, cancelling a
+ *		statement that may still run on it.  Never raises.
+ */
+static void
+clinic_conn_close(ClinicConn *entry)
+{
+	PGconn	   *conn = entry->conn;
+	int			i;
+
+	for (i = 0; i < clinic_nconns; i++)
+	{
+		if (clinic_conns[i] == entry)
+		{
+			memmove(&clinic_conns[i], &clinic_conns[i + 1],
+					(clinic_nconns - i - 1) * sizeof(ClinicConn *));
+			clinic_nconns--;
+			break;
+		}
+	}
+	if (xact_conn == entry)
+		xact_conn = NULL;
+	pfree(entry);
+
+	if (conn != NULL)
+	{
+		if (PQstatus(conn) == CONNECTION_OK &&
+			PQtransactionStatus(conn) == PQTRANS_ACTIVE)
+			loopback_cancel(conn);
+		libpqsrv_disconnect(conn);
+	}
+}
+
+/* The cache entry of conn, or NULL. */
+static ClinicConn *
+clinic_conn_find(const PGconn *conn)
+{
+	int			i;
+
+	if (xact_conn != NULL && xact_conn->conn == conn)
+		return xact_conn;
+	for (i = 0; i < clinic_nconns; i++)
+		if (clinic_conns[i]->conn == conn)
+			return clinic_conns[i];
+	return NULL;
+}
+
+/*
+ * clinic_begin_remote_xact
+ *		Open the remote transaction if it is not open yet, then add remote
+ *		savepoints up to the current local nesting level.
+ *
+ * The remote transaction gets the local isolation level and access mode;
+ * search_path and the local statement_timeout and lock_timeout are set with
+ * SET LOCAL, so the remote session keeps no state between transactions.
+ */
+static void
+clinic_begin_remote_xact(ClinicConn *entry)
+{
+	int			curlevel = GetCurrentTransactionNestLevel();
+
+	if (entry->xact_depth <= 0)
+	{
+		StringInfoData sql;
+		const char *isolation;
+
+		if (XactIsoLevel == XACT_SERIALIZABLE)
+			isolation = "SERIALIZABLE";
+		else if (XactIsoLevel == XACT_REPEATABLE_READ)
+			isolation = "REPEATABLE READ";
+		else
+			isolation = "READ COMMITTED";
+
+		initStringInfo(&sql);
+		appendStringInfo(&sql, "START TRANSACTION ISOLATION LEVEL %s%s%s; "
+						 "SET LOCAL search_path = public, pg_catalog; "
+						 "SET LOCAL statement_timeout = %d; "
+						 "SET LOCAL lock_timeout = %d",
+						 isolation,
+						 XactReadOnly ? " READ ONLY" : "",
+						 (XactReadOnly && XactDeferrable &&
+						  XactIsoLevel == XACT_SERIALIZABLE) ? " DEFERRABLE" : "",
+						 StatementTimeout, LockTimeout);
+
+		entry->changing_xact_state = true;
+		PQclear(clinic_exec(entry, sql.data, 0, NULL));
+		entry->xact_depth = 1;
+		entry->changing_xact_state = false;
+		pfree(sql.data);
+	}
+
+	while (entry->xact_depth < curlevel)
+	{
+		char		sql[64];
+
+		snprintf(sql, sizeof(sql), "SAVEPOINT s%d", entry->xact_depth + 1);
+		entry->changing_xact_state = true;
+		PQclear(clinic_exec(entry, sql, 0, NULL));
+		entry->xact_depth++;
+		entry->changing_xact_state = false;
+	}
+}
+
+/*
+ * clinic_exec
+ *		Run sql on entry's connection, waiting through the latch; return the
+ *		last result or raise: 08006 when the connection is lost, else the
+ *		remote error.
+ */
+static PGresult *
+clinic_exec(ClinicConn *entry, const char *sql, int nparams,
+			const char *const *values)
+{
+	PGconn	   *conn = entry->conn;
+	PGresult   *res;
+	ExecStatusType status;
+
+	if (nparams == 0)
+		res = libpqsrv_exec(conn, sql, PG_WAIT_EXTENSION);
+	else
+		res = libpqsrv_exec_params(conn, sql, nparams, NULL, values, NULL, NULL,
+								   0, PG_WAIT_EXTENSION);
+	status = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
+	if (status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK)
+		return res;
+
+	if (PQstatus(conn) != CONNECTION_OK)
+	{
+		char	   *msg = pchomp(PQerrorMessage(conn));
+
+		PQclear(res);
+		clinic_report_lost(entry, msg);
+	}
+	if (res != NULL && (status == PGRES_COPY_IN || status == PGRES_COPY_OUT ||
+						status == PGRES_COPY_BOTH))
+	{
+		PQclear(res);
+		entry->broken = true;
+		ereport(ERROR,
+				(errcode(ERRCODE_PROTOCOL_VIOLATION),
+				 errmsg("unexpected COPY result from a clinic database")));
+	}
+	remote_report_error(ERROR, res, conn, "statement on the clinic database");
+	return NULL;				/* keep compiler quiet */
+}
+
+/*
+ * clinic_report_lost
+ *		Raise 08006 for a connection lost (or a remote transaction broken)
+ *		in the middle of a local transaction; why, when not NULL, is libpq's
+ *		message and goes to the server log only.
+ */
+static void
+clinic_report_lost(ClinicConn *entry, const char *why)
+{
+	char	   *idstr = clinic_id_string(&entry->clinic_id);
+
+	entry->broken = true;
+	ereport(ERROR,
+			(errcode(ERRCODE_CONNECTION_FAILURE),
+			 errmsg("clinic database unavailable"),
+			 errdetail("The connection to clinic %s was lost or interrupted during the transaction.",
+					   idstr),
+			 why ? errdetail_log("The connection to clinic %s was lost or interrupted during the transaction: %s",
+								 idstr, why) : 0));
+}
+
+/*
+ * clinic_abort_remote_xact
+ *		Roll back entry's remote transaction at local abort, without raising
+ *		and without servicing interrupts.  Returns false when the connection
+ *		cannot be reused and must be closed.
+ *
+ * A statement still running (the local wait was interrupted) is cancelled
+ * first.  A remote transaction that already ended (a failed COMMIT) needs
+ * nothing.
+ */
+static bool
+clinic_abort_remote_xact(ClinicConn *entry)
+{
+	PGconn	   *conn = entry->conn;
+	bool		lost;
+
+	if (PQstatus(conn) != CONNECTION_OK)
+		return false;
+	if (PQtransactionStatus(conn) == PQTRANS_ACTIVE)
+	{
+		loopback_cancel(conn);
+		if (PQstatus(conn) != CONNECTION_OK ||
+			PQtransactionStatus(conn) == PQTRANS_ACTIVE)
+			return false;
+	}
+	switch (PQtransactionStatus(conn))
+	{
+		case PQTRANS_IDLE:
+			return true;
+		case PQTRANS_INTRANS:
+		case PQTRANS_INERROR:
+			return conn_cleanup_exec(conn, "ROLLBACK", CLINIC_CLEANUP_TIMEOUT_MS,
+									 NULL, &lost) && !lost;
+		default:
+			return false;
+	}
+}
+
+/*
+ * clinic_xact_end
+ *		Forget the current local transaction's clinic; at abort, roll back
+ *		its remote transaction (or close the connection when that fails).
+ */
+static void
+clinic_xact_end(bool is_abort)
+{
+	ClinicConn *entry = xact_conn;
+
+	if (entry != NULL)
+	{
+		bool		keep = true;
+
+		/*
+		 * At commit the remote transaction has committed at pre-commit; a
+		 * connection left in any other state than idle (a transaction
+		 * command cut off in a subtransaction the caller caught) is closed.
+		 */
+		if (is_abort)
+			keep = clinic_abort_remote_xact(entry);
+		else
+			keep = entry->xact_depth == 0 &&
+				PQstatus(entry->conn) == CONNECTION_OK &&
+				PQtransactionStatus(entry->conn) == PQTRANS_IDLE;
+
+		entry->xact_depth = 0;
+		entry->changing_xact_state = false;
+		entry->broken = false;
+		if (!keep || entry->close_at_end)
+			clinic_conn_close(entry);
+	}
+	xact_conn = NULL;
+	xact_clinic_chosen = false;
+	memset(&xact_route, 0, sizeof(xact_route));
+}
+
+/*
+ * clinic_xact_callback
+ *		Commit the remote transaction at local pre-commit, roll it back at
+ *		local abort, refuse PREPARE TRANSACTION.
+ *
+ * An error from the remote COMMIT aborts the local transaction.  The remote
+ * transaction commits before the local one: a crash (or a local failure)
+ * between the two leaves the remote work committed; see
+ * docs/routing-connections.md.
+ */
+static void
+clinic_xact_callback(XactEvent event, void *arg)
+{
+	ClinicConn *entry = xact_conn;
+
+	switch (event)
+	{
+		case XACT_EVENT_PRE_COMMIT:
+		case XACT_EVENT_PARALLEL_PRE_COMMIT:
+			if (entry != NULL && entry->xact_depth > 0)
+			{
+				if (entry->broken || entry->changing_xact_state ||
+					PQstatus(entry->conn) != CONNECTION_OK)
+					clinic_report_lost(entry, NULL);
+				entry->changing_xact_state = true;
+				PQclear(clinic_exec(entry, "COMMIT", 0, NULL));
+				entry->changing_xact_state = false;
+				entry->xact_depth = 0;
+			}
+			break;
+		case XACT_EVENT_PRE_PREPARE:
+			if (entry != NULL && entry->xact_depth > 0)
+				ereport(ERROR,
+						(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+						 errmsg("cannot prepare a transaction that used a clinic database")));
+			break;
+		case XACT_EVENT_COMMIT:
+		case XACT_EVENT_PARALLEL_COMMIT:
+		case XACT_EVENT_PREPARE:
+			clinic_xact_end(false);
+			break;
+		case XACT_EVENT_ABORT:
+		case XACT_EVENT_PARALLEL_ABORT:
+			clinic_xact_end(true);
+			break;
+	}
+}
+
+/*
+ * clinic_subxact_callback
+ *		Release the remote savepoint of a committing local subtransaction;
+ *		roll back to it when the local subtransaction aborts.
+ *
+ * At abort nothing is raised: a statement still running is cancelled, and
+ * when the remote state cannot be restored (cancel or rollback failed, or a
+ * transaction-control command was cut off, or the remote transaction failed
+ * at a level the local transaction keeps) the connection is marked broken,
+ * so that the local transaction fails at its next remote use or at commit.
+ */
+static void
+clinic_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+						SubTransactionId parentSubid, void *arg)
+{
+	ClinicConn *entry = xact_conn;
+	PGconn	   *conn;
+	int			curlevel;
+
+	if (entry == NULL || entry->conn == NULL)
+		return;
+	if (event != SUBXACT_EVENT_PRE_COMMIT_SUB && event != SUBXACT_EVENT_ABORT_SUB)
+		return;
+
+	conn = entry->conn;
+	curlevel = GetCurrentTransactionNestLevel();
+
+	if (event == SUBXACT_EVENT_PRE_COMMIT_SUB)
+	{
+		char		sql[64];
+
+		if (entry->xact_depth < curlevel)
+			return;
+		if (entry->broken)
+		{
+			entry->xact_depth = curlevel - 1;
+			return;
+		}
+		snprintf(sql, sizeof(sql), "RELEASE SAVEPOINT s%d", curlevel);
+		entry->changing_xact_state = true;
+		PQclear(clinic_exec(entry, sql, 0, NULL));
+		entry->changing_xact_state = false;
+		entry->xact_depth = curlevel - 1;
+		return;
+	}
+
+	/* SUBXACT_EVENT_ABORT_SUB */
+	if (PQstatus(conn) != CONNECTION_OK)
+	{
+		entry->broken = true;
+		if (entry->xact_depth >= curlevel)
+			entry->xact_depth = curlevel - 1;
+		return;
+	}
+	if (PQtransactionStatus(conn) == PQTRANS_ACTIVE)
+	{
+		loopback_cancel(conn);
+		if (PQstatus(conn) != CONNECTION_OK ||
+			PQtransactionStatus(conn) == PQTRANS_ACTIVE)
+			entry->broken = true;
+	}
+	if (entry->changing_xact_state)
+		entry->broken = true;
+
+	if (entry->xact_depth >= curlevel)
+	{
+		if (!entry->broken)
+		{
+			char		sql[128];
+			bool		lost;
+
+			snprintf(sql, sizeof(sql),
+					 "ROLLBACK TO SAVEPOINT s%d; RELEASE SAVEPOINT s%d",
+					 curlevel, curlevel);
+			if (!conn_cleanup_exec(conn, sql, CLINIC_CLEANUP_TIMEOUT_MS,
+								   NULL, &lost) || lost)
+				entry->broken = true;
+		}
+		entry->xact_depth = curlevel - 1;
+	}
+	else if (entry->xact_depth > 0 &&
+			 PQtransactionStatus(conn) == PQTRANS_INERROR)
+	{
+		/* A statement of this level failed in a level that is kept. */
+		entry->broken = true;
+	}
+}
+
+/*
+ * clinic_exit_callback
+ *		on_proc_exit callback: close every clinic connection cleanly.
+ */
+static void
+clinic_exit_callback(int code, Datum arg)
+{
+	while (clinic_nconns > 0)
+		clinic_conn_close(clinic_conns[clinic_nconns - 1]);
 }

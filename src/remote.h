@@ -110,7 +110,17 @@ extern bool remote_cleanup_exec(const char *sql, int timeout_ms, char **errmsg);
  * schema version differs from expected_version (when > 0) raises 55000
  * "clinic schema out of date".  The clinic's routing data (database, role,
  * sealed password, server, status, schema version) is read from
- * medpro.clinics as the extension owner.
+ * medpro.clinics as the extension owner, once per local transaction: a
+ * suspended clinic raises 42501 "clinic is suspended", any other status but
+ * active 08006, a clinic on another server 0A000.
+ *
+ * Call it at the start of every remote operation (scan, modify), not only
+ * the first: that is what adds remote savepoints for the current local
+ * subtransaction level.  The connection stays valid until the local
+ * transaction ends; the caller must not close it, change its session state
+ * outside the transaction, or leave a command running on it (an interrupted
+ * command is cleaned up by the local abort).  Use it only through
+ * remote_clinic_exec.  See docs/routing-connections.md.
  */
 extern PGconn *remote_clinic_begin(const pg_uuid_t *clinic_id, int expected_version);
 
@@ -121,6 +131,19 @@ extern PGconn *remote_clinic_begin(const pg_uuid_t *clinic_id, int expected_vers
  */
 extern PGresult *remote_clinic_exec(PGconn *conn, const char *sql, int nparams,
 									const char *const *values);
+
+/*
+ * Close every cached clinic connection (e.g. after suspending a clinic).  A
+ * connection the current local transaction uses is closed when that
+ * transaction ends.  Also done automatically at backend exit.
+ */
+extern void remote_clinic_disconnect_all(void);
+
+/*
+ * Register the transaction and subtransaction callbacks of clinic
+ * connections (_PG_init, after remote_init).
+ */
+extern void remote_clinic_init(void);
 
 /* Register the transaction callback that closes the loopback (_PG_init). */
 extern void remote_init(void);
