@@ -36,5 +36,11 @@ COMMIT;
 SELECT medpro_login('root@medpro.example', 'not the password');
 SELECT medpro_authenticate(split_part(:'token', '.', 1) || '.' ||
        'eyJzdWIiOiJhdHRhY2tlciIsInJvbGUiOiJzdXBlcl9hZG1pbiJ9' || '.' || split_part(:'token', '.', 3));
+-- a token the legacy backend issued yesterday, for Paul: expired
+SELECT medpro_authenticate(medpro_jwt_sign(jsonb_build_object(
+	'userId', (SELECT claims ->> 'sub' FROM medpro_jwt_decode(medpro_login('paul@dupont.example', 'Lyon doctor 2026'),
+	                                                          repeat('x', 32)) AS d(h, claims, v, r)),
+	'exp', extract(epoch FROM now() - interval '1 day')::bigint),
+	'the-legacy-node-backend-jwt-secret!!'));
 SELECT medpro_current_role();
 \set ON_ERROR_STOP 1

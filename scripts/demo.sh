@@ -33,3 +33,5 @@ SQL
 
 psql -X -q -v ON_ERROR_STOP=1 -d medpro_central -f demo/setup_operator.sql -U demo_ops
 psql -X -q -v ON_ERROR_STOP=1 -d medpro_central -f demo/main.sql -U demo_app
+psql -X -q -v ON_ERROR_STOP=1 -d medpro_central -f demo/routing.sql -U demo_app
+psql -X -q -v ON_ERROR_STOP=1 -d medpro_central -f demo/summary_operator.sql -U demo_ops

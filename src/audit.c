@@ -23,7 +23,8 @@
 #define AUDIT_NARGS 8
 
 static const char *const audit_sql =
-"SELECT medpro.audit_append($1::uuid, $2::uuid, $3, $4, $5, $6::jsonb, $7::jsonb, $8::inet)";
+"SELECT medpro.audit_append($1::pg_catalog.uuid, $2::pg_catalog.uuid, $3, $4, $5, "
+"$6::pg_catalog.jsonb, $7::pg_catalog.jsonb, $8::pg_catalog.inet)";
 
 char *
 audit_client_addr(void)

@@ -1576,6 +1576,9 @@ clinic_begin_remote_xact(ClinicConn *entry)
 		initStringInfo(&sql);
 		appendStringInfo(&sql, "START TRANSACTION ISOLATION LEVEL %s%s%s; "
 						 "SET LOCAL search_path = public, pg_catalog; "
+						 "SET LOCAL datestyle = ISO; "
+						 "SET LOCAL intervalstyle = postgres; "
+						 "SET LOCAL extra_float_digits = 3; "
 						 "SET LOCAL statement_timeout = %d; "
 						 "SET LOCAL lock_timeout = %d",
 						 isolation,
