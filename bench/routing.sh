@@ -15,7 +15,7 @@ ROWS=1000
 . "$(dirname "$0")/lib.sh"
 PGBENCH=$(pg_config --bindir)/pgbench
 WORK=$(mktemp -d)
-trap 'rm -rf "$WORK"; scripts/cluster.sh destroy' EXIT
+trap 'cat "$WORK/pgbench.err" 2>/dev/null | tail -5; rm -rf "$WORK"; scripts/cluster.sh destroy' EXIT
 
 psql -X -q -v ON_ERROR_STOP=1 -d postgres <<'SQL'
 SET client_min_messages = warning;
@@ -37,14 +37,14 @@ SQL
 cat > "$WORK/routed_auth.sql" <<SQL
 \set n random(1, $ROWS)
 BEGIN;
-SELECT medpro_authenticate(:'tok') IS NOT NULL;
+SELECT medpro_authenticate(':tok') IS NOT NULL;
 SELECT first_name, last_name FROM clinic.patients WHERE id = md5('p' || :n)::uuid;
 COMMIT;
 SQL
 cat > "$WORK/routed_session.sql" <<SQL
 \set n random(1, $ROWS)
-\if :auth == 0
-SELECT medpro_authenticate(:'tok', true) IS NOT NULL;
+\if :auth = 0
+SELECT medpro_authenticate(':tok', true) IS NOT NULL;
 \set auth 1
 \endif
 SELECT first_name, last_name FROM clinic.patients WHERE id = md5('p' || :n)::uuid;
@@ -55,14 +55,14 @@ SELECT first_name, last_name FROM patients WHERE id = md5('p' || :n)::uuid;
 SQL
 
 tps() {
-	"$PGBENCH" -n -c "$CLIENTS" -j "$CLIENTS" -T "$SECS" "$@" 2>/dev/null |
+	"$PGBENCH" -n -c "$CLIENTS" -j "$CLIENTS" -T "$SECS" "$@" 2>"$WORK/pgbench.err" |
 		sed -n 's/^tps = \([0-9.]*\) (without initial connection time)/\1/p'
 }
 # warm up each once
-tps -T 2 -f "$WORK/direct.sql" -d "$DB" >/dev/null
-DIRECT=$(tps -f "$WORK/direct.sql" -d "$DB")
-SESSION=$(tps -f "$WORK/routed_session.sql" -D tok="$TOKEN" -D auth=0 -U bench_app -d postgres)
-AUTH=$(tps -f "$WORK/routed_auth.sql" -D tok="$TOKEN" -U bench_app -d postgres)
+tps -T 2 -f "$WORK/direct.sql" "$DB" >/dev/null
+DIRECT=$(tps -f "$WORK/direct.sql" "$DB")
+SESSION=$(tps -f "$WORK/routed_session.sql" -D tok="$TOKEN" -D auth=0 -U bench_app postgres)
+AUTH=$(tps -f "$WORK/routed_auth.sql" -D tok="$TOKEN" -U bench_app postgres)
 awk -v d="$DIRECT" -v s="$SESSION" -v a="$AUTH" 'BEGIN {
 	printf "%-16s %10s %8s\n", "point lookup", "tps", "ratio"
 	printf "%-16s %10.0f %8.2f\n", "direct", d, 1
