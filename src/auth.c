@@ -905,6 +905,19 @@ medpro_authenticate(PG_FUNCTION_ARGS)
 			auth_refuse("clinic not available", key->kid, sub);
 	}
 
+	/* A transaction that worked on one clinic cannot switch to another. */
+	{
+		pg_uuid_t	used;
+
+		if (remote_clinic_in_use(&used) &&
+			(!has_clinic || memcmp(&used, &clinic_id, sizeof(pg_uuid_t)) != 0))
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("permission denied to switch clinics in a transaction"),
+					 errdetail("This transaction already worked on another clinic's data."),
+					 errhint("Authenticate in a new transaction.")));
+	}
+
 	/*
 	 * db_role and the claims jwt_verify returned live in the SPI procedure
 	 * context, which SPI_finish frees: copy them to the caller's context

@@ -946,6 +946,19 @@ static void clinic_subxact_callback(SubXactEvent event,
 static void clinic_exit_callback(int code, Datum arg);
 
 /*
+ * remote_clinic_in_use
+ *		Whether the current local transaction has used a clinic connection,
+ *		and which clinic (into *clinic_id when not NULL).
+ */
+bool
+remote_clinic_in_use(pg_uuid_t *clinic_id)
+{
+	if (xact_clinic_chosen && clinic_id)
+		*clinic_id = xact_clinic_id;
+	return xact_clinic_chosen;
+}
+
+/*
  * remote_clinic_begin
  *		The connection to the clinic's database for the current local
  *		transaction, with its remote transaction open at the current local

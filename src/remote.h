@@ -145,6 +145,12 @@ extern void remote_clinic_disconnect_all(void);
  */
 extern void remote_clinic_init(void);
 
+/*
+ * Whether the current local transaction has used a clinic connection, and
+ * which clinic (into *clinic_id when not NULL).
+ */
+extern bool remote_clinic_in_use(pg_uuid_t *clinic_id);
+
 /* Register the transaction callback that closes the loopback (_PG_init). */
 extern void remote_init(void);
 
