@@ -71,6 +71,16 @@ SELECT c.country,
   FROM medpro.clinics c JOIN medpro.clinics o ON o.id <> c.id AND o.id IN (:'fr', :'es')
  WHERE c.id IN (:'fr', :'es') ORDER BY 1;
 
+-- And a real connection attempt: as the other clinic's role and as medpro_api.
+SELECT who, regexp_replace(regress_try(format('SELECT dblink_connect(%L, %L)', 'probe',
+		format('host=%s port=%s dbname=%s user=%s', split_part(current_setting('unix_socket_directories'), ',', 1),
+			   current_setting('port'), (SELECT db_name FROM medpro.clinics WHERE id = :'fr'), who_role))),
+		'medpro_clinic_[0-9a-f_]+', 'medpro_clinic_<fr>', 'g') AS outcome
+  FROM (VALUES ('ES clinic role', (SELECT db_role FROM medpro.clinics WHERE id = :'es')),
+			   ('medpro_api login', 'regress_app'),
+			   ('FR clinic role', (SELECT db_role FROM medpro.clinics WHERE id = :'fr'))) AS t(who, who_role);
+SELECT dblink_disconnect('probe');
+
 -- The full schema at the latest version, and the country defaults.
 SELECT * FROM pg_temp.in_clinic(:'fr', $$SELECT string_agg(version::text, ',' ORDER BY version) FROM medpro_schema_migrations$$) AS t(v text);
 SELECT * FROM pg_temp.in_clinic(:'fr', $$SELECT string_agg(table_name::text, ', ' ORDER BY table_name) FROM information_schema.tables WHERE table_schema = 'public'$$) AS t(v text);
