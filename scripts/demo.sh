@@ -35,3 +35,9 @@ psql -X -q -v ON_ERROR_STOP=1 -d medpro_central -f demo/setup_operator.sql -U de
 psql -X -q -v ON_ERROR_STOP=1 -d medpro_central -f demo/main.sql -U demo_app
 psql -X -q -v ON_ERROR_STOP=1 -d medpro_central -f demo/routing.sql -U demo_app
 psql -X -q -v ON_ERROR_STOP=1 -d medpro_central -f demo/summary_operator.sql -U demo_ops
+
+if [ "${MEDPRO_KEEP_CLUSTER:-0}" = 1 ]; then
+	echo "== done; the cluster is kept: eval \"\$(MEDPRO_CLUSTER=$MEDPRO_CLUSTER MEDPRO_PGPORT=$MEDPRO_PGPORT scripts/cluster.sh env)\"; psql -d medpro_central"
+else
+	echo "== done; the throwaway cluster is removed (MEDPRO_KEEP_CLUSTER=1 keeps it)"
+fi
