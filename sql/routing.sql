@@ -345,10 +345,44 @@ SELECT count(*) AS with_secrets FROM medpro.audit_log
 		OR coalesce(old_data, '{}') ?| ARRAY['social_security_number', 'medical_history']);
 SELECT count(*) AS rolled_back_audited FROM medpro.audit_log
  WHERE clinic_id = :'ca' AND new_data ->> 'name' IN ('Annulée', 'Défaite', 'Perdue', 'Bloc');
+-- A soft delete: old_data is the row before (deleted_at null), new_data after.
 SELECT a.entity_id = :'a_pat2' AS entity, a.old_data ->> 'first_name' AS first_name,
-	   a.old_data ->> 'deleted_at' IS NOT NULL AS deleted, u.email
+	   a.old_data ? 'deleted_at' AND a.old_data ->> 'deleted_at' IS NULL AS live_before,
+	   a.new_data ->> 'deleted_at' IS NOT NULL AS deleted, u.email
   FROM medpro.audit_log a JOIN medpro.users u ON u.id = a.user_id
  WHERE a.clinic_id = :'ca' AND a.action = 'delete' AND a.entity = 'patients';
+-- An UPDATE: old_data has the previous values, new_data the new ones, and
+-- neither the masked columns (the second UPDATE was a secretary's).
+SELECT u.email, a.old_data ? 'phone' AS old_has_phone,
+	   a.old_data ->> 'phone' AS old_phone, a.new_data ->> 'phone' AS new_phone,
+	   a.old_data ->> 'notes' AS old_notes, a.new_data ->> 'notes' AS new_notes,
+	   a.old_data ?| ARRAY['social_security_number', 'medical_history'] AS old_secrets,
+	   a.new_data ?| ARRAY['social_security_number', 'medical_history'] AS new_secrets
+  FROM medpro.audit_log a JOIN medpro.users u ON u.id = a.user_id
+ WHERE a.clinic_id = :'ca' AND a.action = 'update' AND a.entity = 'patients'
+   AND a.entity_id = :'a_pat'
+ ORDER BY a.id;
+-- Every UPDATE audit row has the old row: same columns, same id.
+SELECT count(*) AS updates, count(*) FILTER (WHERE old_data IS NULL) AS without_old,
+	   count(*) FILTER (WHERE (SELECT array_agg(k ORDER BY k) FROM jsonb_object_keys(old_data) k) IS DISTINCT FROM
+							  (SELECT array_agg(k ORDER BY k) FROM jsonb_object_keys(new_data) k)) AS other_columns,
+	   count(*) FILTER (WHERE old_data ->> 'id' IS DISTINCT FROM entity_id OR
+							  new_data ->> 'id' IS DISTINCT FROM entity_id) AS other_row
+  FROM medpro.audit_log WHERE clinic_id IN (:'ca', :'cb') AND action = 'update';
+-- A doctor changing only masked columns: the audit row shows no change and
+-- neither the old nor the new secret values.
+SET ROLE regress_app;
+SELECT medpro_authenticate(:'a_doc', true) ->> 'role' AS role;
+UPDATE clinic.patients SET medical_history = 'asthme léger', social_security_number = '285057800608437'
+ WHERE id = :'a_pat' RETURNING medical_history, social_security_number;
+SELECT medpro_reset();
+RESET ROLE;
+SELECT old_data ?| ARRAY['social_security_number', 'medical_history'] AS old_secrets,
+	   new_data ?| ARRAY['social_security_number', 'medical_history'] AS new_secrets,
+	   concat(old_data::text, new_data::text) ~ '(asthme|28505780060843)' AS leaked,
+	   old_data - 'updated_at' = new_data - 'updated_at' AS same_otherwise
+  FROM medpro.audit_log
+ WHERE id = (SELECT max(id) FROM medpro.audit_log WHERE clinic_id = :'ca' AND action = 'update');
 SELECT new_data ->> 'working_hours' AS working_hours, jsonb_typeof(new_data -> 'is_active') AS is_active_type,
 	   jsonb_typeof(new_data -> 'working_hours') AS hours_type
   FROM medpro.audit_log WHERE clinic_id = :'ca' AND action = 'insert' AND entity = 'practitioners';

@@ -117,7 +117,9 @@ typedef struct FdwModifyState
 	char	   *query;			/* the remote INSERT / UPDATE / DELETE */
 	List	   *target_attrs;	/* attnums sent as parameters */
 	List	   *retrieved_attrs;	/* attnums of RETURNING (every column) */
+	List	   *old_attrs;		/* attnums of the old row's columns after them */
 	CmdType		operation;
+	bool		soft_delete;	/* DELETE is an UPDATE of deleted_at */
 	Relation	rel;
 	AttInMetadata *attinmeta;
 	char	   *masks;
@@ -370,13 +372,15 @@ reset_transmission_modes(int nestlevel)
 }
 
 /*
- * A local tuple of rel from row of res, whose columns are retrieved_attrs;
+ * A local tuple of rel from row of res, whose first columns are
+ * retrieved_attrs and whose nextra further columns are not part of it;
  * columns not retrieved are NULL.  With apply_masks, masked columns get
  * their masked value.  Allocated in the current memory context.
  */
 static HeapTuple
 make_tuple(PGresult *res, int row, Relation rel, AttInMetadata *attinmeta,
-		   List *retrieved_attrs, const char *masks, bool apply_masks)
+		   List *retrieved_attrs, int nextra, const char *masks,
+		   bool apply_masks)
 {
 	TupleDesc	tupdesc = RelationGetDescr(rel);
 	Datum	   *values = palloc0(sizeof(Datum) * Max(tupdesc->natts, 1));
@@ -386,12 +390,12 @@ make_tuple(PGresult *res, int row, Relation rel, AttInMetadata *attinmeta,
 
 	memset(nulls, true, sizeof(bool) * Max(tupdesc->natts, 1));
 	/* Without columns to fetch the remote query selects one NULL. */
-	if (PQnfields(res) != Max(list_length(retrieved_attrs), 1))
+	if (PQnfields(res) != Max(list_length(retrieved_attrs), 1) + nextra)
 		ereport(ERROR,
 				(errcode(ERRCODE_FDW_INVALID_COLUMN_NUMBER),
 				 errmsg("clinic database returned %d columns for \"%s\", expected %d",
 						PQnfields(res), RelationGetRelationName(rel),
-						Max(list_length(retrieved_attrs), 1))));
+						Max(list_length(retrieved_attrs), 1) + nextra)));
 	foreach(lc, retrieved_attrs)
 	{
 		int			attnum = lfirst_int(lc);
@@ -615,11 +619,17 @@ deparse_table(StringInfo buf, Oid relid)
 	appendStringInfo(buf, "public.%s", quote_identifier(table_name));
 }
 
-/* The column list of every column of rel; *attrs gets their attnums. */
+/*
+ * The column list of every column of rel, each qualified by alias unless it
+ * is NULL; with unmasked_only, masked columns are left out.  *attrs gets
+ * their attnums.
+ */
 static void
-deparse_all_columns(StringInfo buf, Relation rel, List **attrs)
+deparse_all_columns(StringInfo buf, Relation rel, const char *alias,
+					bool unmasked_only, List **attrs)
 {
 	TupleDesc	tupdesc = RelationGetDescr(rel);
+	char	   *masks = unmasked_only ? column_masks(rel) : NULL;
 	bool		first = true;
 	int			i;
 
@@ -630,9 +640,13 @@ deparse_all_columns(StringInfo buf, Relation rel, List **attrs)
 
 		if (att->attisdropped)
 			continue;
+		if (masks != NULL && masks[i] != MASK_NONE)
+			continue;
 		if (!first)
 			appendStringInfoString(buf, ", ");
 		first = false;
+		if (alias != NULL)
+			appendStringInfo(buf, "%s.", alias);
 		appendStringInfoString(buf, quote_identifier(NameStr(att->attname)));
 		*attrs = lappend_int(*attrs, i + 1);
 	}
@@ -904,7 +918,7 @@ fetch_more(ForeignScanState *node)
 		for (i = 0; i < n; i++)
 			fsstate->tuples[i] = make_tuple(res, i, fsstate->rel,
 											fsstate->attinmeta,
-											fsstate->retrieved_attrs,
+											fsstate->retrieved_attrs, 0,
 											fsstate->masks,
 											fsstate->apply_masks);
 		fsstate->num_tuples = n;
@@ -1023,9 +1037,56 @@ fdwAddForeignUpdateTargets(PlannerInfo *root, Index rtindex,
 }
 
 /*
+ * The remote UPDATE of one row, returning the row before it too:
+ *
+ *	UPDATE public.t AS n SET <set>
+ *	  FROM (SELECT * FROM public.t WHERE id = $1 [AND deleted_at IS NULL]
+ *			FOR UPDATE) AS o
+ *	 WHERE n.id = o.id [AND n.deleted_at IS NULL]
+ *	RETURNING n.<every column>, o.<every unmasked column>
+ *
+ * The subquery locks the row (under READ COMMITTED, waiting for a concurrent
+ * writer and then rechecking its quals on the newest version), so o is the
+ * version the UPDATE replaces: nobody can change it between the lock and the
+ * update, and if n was read from an older snapshot, the UPDATE rechecks
+ * n.id = o.id on the newest version of n.  The old columns are named one by
+ * one rather than as to_jsonb(o), so masked columns and clinic columns that
+ * the foreign table does not declare never leave the clinic database.
+ */
+static void
+deparse_update_returning_old(StringInfo sql, Relation rel, const char *set,
+							 const char *id_name, bool soft_delete,
+							 List **retrieved_attrs, List **old_attrs)
+{
+	StringInfoData old_cols;
+	Oid			relid = RelationGetRelid(rel);
+
+	appendStringInfoString(sql, "UPDATE ");
+	deparse_table(sql, relid);
+	appendStringInfo(sql, " AS n SET %s FROM (SELECT * FROM ", set);
+	deparse_table(sql, relid);
+	appendStringInfo(sql, " WHERE %s = $1", id_name);
+	if (soft_delete)
+		appendStringInfoString(sql, " AND deleted_at IS NULL");
+	appendStringInfo(sql, " FOR UPDATE) AS o WHERE n.%s = o.%s",
+					 id_name, id_name);
+	if (soft_delete)
+		appendStringInfoString(sql, " AND n.deleted_at IS NULL");
+	appendStringInfoString(sql, " RETURNING ");
+	deparse_all_columns(sql, rel, "n", false, retrieved_attrs);
+	initStringInfo(&old_cols);
+	deparse_all_columns(&old_cols, rel, "o", true, old_attrs);
+	if (*old_attrs != NIL)
+		appendStringInfo(sql, ", %s", old_cols.data);
+	pfree(old_cols.data);
+}
+
+/*
  * fdw_private of a modify: the remote statement, the attnums sent as
- * parameters (after the id for UPDATE and DELETE) and the attnums of
- * RETURNING, which lists every column (the audit row needs them).
+ * parameters (after the id for UPDATE and DELETE), the attnums of
+ * RETURNING, which lists every column (the audit row needs them), and the
+ * attnums of the old row's unmasked columns that UPDATE and soft DELETE
+ * return after them (the audit row's old_data).
  */
 static List *
 fdwPlanForeignModify(PlannerInfo *root, ModifyTable *plan,
@@ -1038,6 +1099,7 @@ fdwPlanForeignModify(PlannerInfo *root, ModifyTable *plan,
 	StringInfoData sql;
 	List	   *target_attrs = NIL;
 	List	   *retrieved_attrs = NIL;
+	List	   *old_attrs = NIL;
 	char	   *table_name;
 	bool		soft_delete;
 	const char *id_name;
@@ -1110,45 +1172,49 @@ fdwPlanForeignModify(PlannerInfo *root, ModifyTable *plan,
 			}
 			break;
 		case CMD_UPDATE:
-			appendStringInfoString(&sql, "UPDATE ");
-			deparse_table(&sql, rte->relid);
-			appendStringInfoString(&sql, " SET ");
-			n = 2;
-			foreach(lc, target_attrs)
 			{
-				Form_pg_attribute att = TupleDescAttr(tupdesc, lfirst_int(lc) - 1);
+				StringInfoData set;
 
-				appendStringInfo(&sql, "%s%s = $%d", n > 2 ? ", " : "",
-								 quote_identifier(NameStr(att->attname)), n);
-				n++;
+				initStringInfo(&set);
+				n = 2;
+				foreach(lc, target_attrs)
+				{
+					Form_pg_attribute att = TupleDescAttr(tupdesc, lfirst_int(lc) - 1);
+
+					appendStringInfo(&set, "%s%s = $%d", n > 2 ? ", " : "",
+									 quote_identifier(NameStr(att->attname)), n);
+					n++;
+				}
+				deparse_update_returning_old(&sql, rel, set.data, id_name,
+											 soft_delete, &retrieved_attrs,
+											 &old_attrs);
 			}
-			appendStringInfo(&sql, " WHERE %s = $1", id_name);
-			if (soft_delete)
-				appendStringInfoString(&sql, " AND deleted_at IS NULL");
 			break;
 		case CMD_DELETE:
 			if (soft_delete)
-			{
-				appendStringInfoString(&sql, "UPDATE ");
-				deparse_table(&sql, rte->relid);
-				appendStringInfo(&sql, " SET deleted_at = now() WHERE %s = $1 AND deleted_at IS NULL",
-								 id_name);
-			}
+				deparse_update_returning_old(&sql, rel, "deleted_at = now()",
+											 id_name, true, &retrieved_attrs,
+											 &old_attrs);
 			else
 			{
 				appendStringInfoString(&sql, "DELETE FROM ");
 				deparse_table(&sql, rte->relid);
-				appendStringInfo(&sql, " WHERE %s = $1", id_name);
+				appendStringInfo(&sql, " WHERE %s = $1 RETURNING ", id_name);
+				deparse_all_columns(&sql, rel, NULL, false, &retrieved_attrs);
 			}
 			break;
 		default:
 			elog(ERROR, "unexpected operation: %d", (int) operation);
 	}
-	appendStringInfoString(&sql, " RETURNING ");
-	deparse_all_columns(&sql, rel, &retrieved_attrs);
+	if (operation == CMD_INSERT)
+	{
+		appendStringInfoString(&sql, " RETURNING ");
+		deparse_all_columns(&sql, rel, NULL, false, &retrieved_attrs);
+	}
 	table_close(rel, NoLock);
 
-	return list_make3(makeString(sql.data), target_attrs, retrieved_attrs);
+	return list_make4(makeString(sql.data), target_attrs, retrieved_attrs,
+					  old_attrs);
 }
 
 static void
@@ -1158,7 +1224,6 @@ fdwBeginForeignModify(ModifyTableState *mtstate, ResultRelInfo *rinfo,
 	FdwModifyState *fmstate = palloc0(sizeof(FdwModifyState));
 	const TenantContext *ctx;
 	TupleDesc	tupdesc;
-	bool		soft_delete;
 	ListCell   *lc;
 	int			i;
 
@@ -1166,6 +1231,7 @@ fdwBeginForeignModify(ModifyTableState *mtstate, ResultRelInfo *rinfo,
 	fmstate->query = strVal(linitial(fdw_private));
 	fmstate->target_attrs = lsecond(fdw_private);
 	fmstate->retrieved_attrs = lthird(fdw_private);
+	fmstate->old_attrs = lfourth(fdw_private);
 	if (eflags & EXEC_FLAG_EXPLAIN_ONLY)
 		return;
 
@@ -1179,7 +1245,8 @@ fdwBeginForeignModify(ModifyTableState *mtstate, ResultRelInfo *rinfo,
 	fmstate->masks = column_masks(fmstate->rel);
 	fmstate->attinmeta = TupleDescGetAttInMetadata(tupdesc);
 	fmstate->owner = fmstate->rel->rd_rel->relowner;
-	table_options(RelationGetRelid(fmstate->rel), &fmstate->entity, &soft_delete);
+	table_options(RelationGetRelid(fmstate->rel), &fmstate->entity,
+				  &fmstate->soft_delete);
 
 	/* A role that sees a column masked may not overwrite it. */
 	if (fmstate->apply_masks && fmstate->operation == CMD_UPDATE)
@@ -1320,20 +1387,60 @@ audit_as_owner(void *arg)
 }
 
 /*
+ * Append the JSON object of the columns attrs of row 0 of res, starting at
+ * field first_field, to buf; masked columns are left out.
+ */
+static void
+append_row_json(StringInfo buf, FdwModifyState *fmstate, PGresult *res,
+				int first_field, List *attrs)
+{
+	TupleDesc	tupdesc = RelationGetDescr(fmstate->rel);
+	ListCell   *lc;
+	int			i = first_field;
+	bool		first = true;
+
+	appendStringInfoChar(buf, '{');
+	foreach(lc, attrs)
+	{
+		int			attnum = lfirst_int(lc);
+		Form_pg_attribute att = TupleDescAttr(tupdesc, attnum - 1);
+		char	   *v = PQgetisnull(res, 0, i) ? NULL : PQgetvalue(res, 0, i);
+
+		if (fmstate->masks[attnum - 1] == MASK_NONE)
+		{
+			if (!first)
+				appendStringInfoString(buf, ", ");
+			first = false;
+			escape_json(buf, NameStr(att->attname));
+			appendStringInfoString(buf, ": ");
+			append_json_value(buf, att->atttypid, v);
+		}
+		i++;
+	}
+	appendStringInfoChar(buf, '}');
+}
+
+/*
  * Store the RETURNING row of res (if any) in slot and write its audit row.
- * The row's JSON leaves out masked columns.  Returns slot, or NULL when the
- * clinic changed no row.  Clears res.
+ * The row's JSON, and that of the old row that UPDATE and soft DELETE
+ * return after it (old_attrs), leave out masked columns.  Returns slot, or
+ * NULL when the clinic changed no row.  Clears res.
  */
 static TupleTableSlot *
 finish_modify(FdwModifyState *fmstate, PGresult *res, TupleTableSlot *slot)
 {
 	TupleDesc	tupdesc = RelationGetDescr(fmstate->rel);
 	StringInfoData json;
+	StringInfoData old_json;
 	char	   *entity_id = NULL;
 	AuditArgs	a;
 	bool		found = false;
+	bool		has_old = (fmstate->operation == CMD_UPDATE ||
+						   (fmstate->operation == CMD_DELETE &&
+							fmstate->soft_delete));
 
 	initStringInfo(&json);
+	initStringInfo(&old_json);
 	PG_TRY();
 	{
 		if (PQntuples(res) > 0)
@@ -1341,35 +1448,28 @@ finish_modify(FdwModifyState *fmstate, PGresult *res, TupleTableSlot *slot)
 			HeapTuple	tup;
 			ListCell   *lc;
 			int			i = 0;
-			bool		first = true;
 
 			found = true;
 			tup = make_tuple(res, 0, fmstate->rel, fmstate->attinmeta,
-							 fmstate->retrieved_attrs, fmstate->masks,
-							 fmstate->apply_masks);
+							 fmstate->retrieved_attrs,
+							 list_length(fmstate->old_attrs),
+							 fmstate->masks, fmstate->apply_masks);
 			ExecForceStoreHeapTuple(tup, slot, false);
 
-			appendStringInfoChar(&json, '{');
 			foreach(lc, fmstate->retrieved_attrs)
 			{
-				int			attnum = lfirst_int(lc);
-				Form_pg_attribute att = TupleDescAttr(tupdesc, attnum - 1);
-				char	   *v = PQgetisnull(res, 0, i) ? NULL : PQgetvalue(res, 0, i);
+				Form_pg_attribute att = TupleDescAttr(tupdesc, lfirst_int(lc) - 1);
 
-				if (strcmp(NameStr(att->attname), "id") == 0 && v != NULL)
-					entity_id = pstrdup(v);
-				if (fmstate->masks[attnum - 1] == MASK_NONE)
-				{
-					if (!first)
-						appendStringInfoString(&json, ", ");
-					first = false;
-					escape_json(&json, NameStr(att->attname));
-					appendStringInfoString(&json, ": ");
-					append_json_value(&json, att->atttypid, v);
-				}
+				if (strcmp(NameStr(att->attname), "id") == 0 &&
+					!PQgetisnull(res, 0, i))
+					entity_id = pstrdup(PQgetvalue(res, 0, i));
 				i++;
 			}
-			appendStringInfoChar(&json, '}');
+			append_row_json(&json, fmstate, res, 0, fmstate->retrieved_attrs);
+			if (has_old)
+				append_row_json(&old_json, fmstate, res,
+								list_length(fmstate->retrieved_attrs),
+								fmstate->old_attrs);
 		}
 	}
 	PG_FINALLY();
@@ -1395,11 +1495,19 @@ finish_modify(FdwModifyState *fmstate, PGresult *res, TupleTableSlot *slot)
 			break;
 		case CMD_UPDATE:
 			a.action = "update";
+			a.old_data = old_json.data;
 			a.new_data = json.data;
 			break;
 		default:
+			/* a soft delete returns both rows; a hard delete the old one */
 			a.action = "delete";
-			a.old_data = json.data;
+			if (has_old)
+			{
+				a.old_data = old_json.data;
+				a.new_data = json.data;
+			}
+			else
+				a.old_data = json.data;
 			break;
 	}
 	run_as_owner(fmstate->owner, audit_as_owner, &a);
