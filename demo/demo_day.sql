@@ -9,8 +9,7 @@ RETURNING id AS practitioner_id \gset
 INSERT INTO clinic.patients (first_name, last_name, email, date_of_birth, social_security_number, medical_history)
 VALUES (:'pfirst', :'plast', NULL, '1985-05-12', :'ssn', 'asthma since childhood')
 RETURNING id AS patient_id \gset
-INSERT INTO clinic.product_services (name, type, price, tax_rate, is_medical)
-VALUES ('Consultation', 'service', 30.00, 0, true) RETURNING id AS service_id \gset
+SELECT id AS service_id FROM clinic.product_services WHERE name = 'Consultation' \gset
 INSERT INTO clinic.appointments (patient_id, practitioner_id, start_time, end_time, title)
 VALUES (:'patient_id', :'practitioner_id', '2026-12-07 09:00+01', '2026-12-07 09:30+01', 'first visit')
 RETURNING id AS appointment_id \gset

@@ -20,11 +20,16 @@ BEGIN;
 SELECT medpro_authenticate(:'fr_admin') ->> 'email' AS "authenticated as";
 SELECT medpro_create_user('paul@dupont.example', 'Lyon doctor 2026', 'doctor', 'Paul', 'Durand') IS NOT NULL AS "FR doctor";
 SELECT medpro_create_user('lea@dupont.example', 'Lyon front desk 2026', 'secretary', 'Léa', 'Martin') IS NOT NULL AS "FR secretary";
+-- only admins manage the catalogue of products and services
+INSERT INTO clinic.product_services (name, type, price, tax_rate, is_medical)
+VALUES ('Consultation', 'service', 30.00, 0, true) RETURNING name, price AS "FR service";
 COMMIT;
 BEGIN;
 SELECT medpro_authenticate(:'es_admin') ->> 'email' AS "authenticated as";
 SELECT medpro_create_user('jorge@sol.example', 'Sevilla doctor 2026', 'doctor', 'Jorge', 'Ruiz') IS NOT NULL AS "ES doctor";
 SELECT medpro_create_user('ana@sol.example', 'Sevilla front desk 26', 'secretary', 'Ana', 'Torres') IS NOT NULL AS "ES secretary";
+INSERT INTO clinic.product_services (name, type, price, tax_rate, is_medical)
+VALUES ('Consultation', 'service', 30.00, 0, true) RETURNING name, price AS "ES service";
 COMMIT;
 BEGIN;
 SELECT claims ->> 'role' AS role, medpro_current_clinic() = (claims ->> 'clinic_id')::uuid AS "own clinic selected"

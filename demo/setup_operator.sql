@@ -3,8 +3,6 @@
 \pset footer off
 \echo '== operator: signing key, super admin, two clinics'
 SELECT medpro_key_rotate('HS256') AS "new signing key (kid)";
--- the legacy Node backend's JWT_SECRET, so its tokens keep working
-SELECT 'legacy-node' AS "imported verification key" FROM (SELECT medpro_key_import('legacy-node', 'HS256', 'the-legacy-node-backend-jwt-secret!!')) AS s;
 SELECT medpro_create_super_admin('root@medpro.example', 'demo super admin password') IS NOT NULL AS "super admin created";
 SELECT medpro_register_clinic('Cabinet Dupont', 'FR', 'claire@dupont.example', 'Lyon cabinet 2026',
                               email => 'contact@dupont.example',

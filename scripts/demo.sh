@@ -29,6 +29,8 @@ CREATE ROLE demo_app LOGIN;
 GRANT medpro_api TO demo_app;
 CREATE ROLE demo_ops LOGIN;
 GRANT medpro_operator TO demo_ops;
+-- the legacy Node backend's JWT_SECRET, so its tokens keep working (superusers import keys)
+SELECT medpro_key_import('legacy-node', 'HS256', 'the-legacy-node-backend-jwt-secret!!');
 SQL
 
 psql -X -q -v ON_ERROR_STOP=1 -d medpro_central -f demo/setup_operator.sql -U demo_ops

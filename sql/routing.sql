@@ -388,3 +388,31 @@ SELECT new_data ->> 'working_hours' AS working_hours, jsonb_typeof(new_data -> '
   FROM medpro.audit_log WHERE clinic_id = :'ca' AND action = 'insert' AND entity = 'practitioners';
 
 DROP SCHEMA regress_routing_scratch;
+
+-- Only clinic admins manage products/services, categories and consent
+-- templates; doctors and secretaries may read them.
+SET ROLE regress_app;
+BEGIN;
+SELECT medpro_authenticate(:'a_sec') ->> 'role' AS role;
+SELECT count(*) > 0 AS secretary_reads_templates FROM clinic.consent_templates;
+SELECT regress_try($$INSERT INTO clinic.categories (name) VALUES ('by secretary')$$);
+SELECT regress_try($$UPDATE clinic.consent_templates SET name = name || ' (edited)'$$);
+SELECT regress_try($$DELETE FROM clinic.product_services$$);
+SELECT regress_try($$INSERT INTO clinic.product_categories (product_service_id, category_id) SELECT p.id, c.id FROM clinic.product_services p, clinic.categories c LIMIT 1$$);
+COMMIT;
+BEGIN;
+SELECT medpro_authenticate(:'a_doc') ->> 'role' AS role;
+SELECT regress_try($$INSERT INTO clinic.product_services (name, price) VALUES ('by doctor', 1)$$);
+COMMIT;
+-- A remote error never shows a masked role the failing row: its detail
+-- would quote the social security number and the medical history.
+BEGIN;
+SELECT medpro_authenticate(:'a_sec') ->> 'role' AS role;
+-- (psql shows a DETAIL line when the error has one: here it has none)
+UPDATE clinic.patients SET gender = 'bogus' WHERE id = :'a_pat';
+ROLLBACK;
+BEGIN;
+SELECT medpro_authenticate(:'a_doc') ->> 'role' AS role;
+SELECT regress_try(format($$UPDATE clinic.patients SET gender = 'bogus' WHERE id = %L$$, :'a_pat'));
+ROLLBACK;
+RESET ROLE;

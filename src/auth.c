@@ -270,7 +270,12 @@ medpro_key_import(PG_FUNCTION_ARGS)
 	const char *kv[1];
 	int			i;
 
-	require_operator("import keys");
+	/* whoever chooses an imported secret can mint tokens: superusers only */
+	if (!superuser_arg(GetOuterUserId()))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied to import keys"),
+				 errhint("Only superusers may import keys.")));
 	if (PG_ARGISNULL(2))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),

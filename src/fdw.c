@@ -188,6 +188,23 @@ table_options(Oid relid, char **table_name, bool *soft_delete)
 	}
 }
 
+/* Whether the foreign table says only admins may write it (writers 'admin'). */
+static bool
+admin_writes_only(Oid relid)
+{
+	ForeignTable *ft = GetForeignTable(relid);
+	ListCell   *lc;
+
+	foreach(lc, ft->options)
+	{
+		DefElem    *def = lfirst_node(DefElem, lc);
+
+		if (strcmp(def->defname, "writers") == 0)
+			return strcmp(defGetString(def), "admin") == 0;
+	}
+	return false;
+}
+
 /* MASK_* for each column of rel (indexed by attnum - 1), palloc'd. */
 static char *
 column_masks(Relation rel)
@@ -1248,6 +1265,14 @@ fdwBeginForeignModify(ModifyTableState *mtstate, ResultRelInfo *rinfo,
 	table_options(RelationGetRelid(fmstate->rel), &fmstate->entity,
 				  &fmstate->soft_delete);
 
+	/* Tables only clinic admins manage (DESIGN 4): writers 'admin'. */
+	if (admin_writes_only(RelationGetRelid(fmstate->rel)) &&
+		strcmp(ctx->role, "admin") != 0 && strcmp(ctx->role, "super_admin") != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied to change %s", fmstate->entity),
+				 errdetail("Only clinic admins manage this table; role %s may read it.", ctx->role)));
+
 	/* A role that sees a column masked may not overwrite it. */
 	if (fmstate->apply_masks && fmstate->operation == CMD_UPDATE)
 	{
@@ -1649,6 +1674,18 @@ medpro_fdw_validator(PG_FUNCTION_ARGS)
 			(void) defGetBoolean(def);
 			continue;
 		}
+		if (catalog == ForeignTableRelationId &&
+			strcmp(def->defname, "writers") == 0)
+		{
+			char	   *v = defGetString(def);
+
+			if (strcmp(v, "admin") != 0 && strcmp(v, "all") != 0)
+				ereport(ERROR,
+						(errcode(ERRCODE_FDW_INVALID_ATTRIBUTE_VALUE),
+						 errmsg("invalid value for option \"writers\": \"%s\"", v),
+						 errhint("Valid values are \"admin\" and \"all\".")));
+			continue;
+		}
 		if (catalog == AttributeRelationId && strcmp(def->defname, "mask") == 0)
 		{
 			char	   *v = defGetString(def);
@@ -1664,7 +1701,7 @@ medpro_fdw_validator(PG_FUNCTION_ARGS)
 		if (catalog == ForeignServerRelationId)
 			valid = "schema_version";
 		else if (catalog == ForeignTableRelationId)
-			valid = "table_name, soft_delete";
+			valid = "table_name, soft_delete, writers";
 		else if (catalog == AttributeRelationId)
 			valid = "mask";
 		else

@@ -67,6 +67,7 @@
 #include "crypto.h"
 #include "medpro.h"
 #include "remote.h"
+#include "tenant.h"
 
 /* Seconds a loopback connection attempt may take before it is abandoned. */
 #define LOOPBACK_CONNECT_TIMEOUT	10
@@ -88,6 +89,8 @@ static bool loopback_is_usable(PGconn *conn);
 static bool loopback_is_idle(PGconn *conn);
 static void loopback_cancel(PGconn *conn);
 static void loopback_exit_callback(int code, Datum arg);
+static void report_remote_error(int elevel, PGresult *res, PGconn *conn,
+								const char *context_msg, bool keep_detail);
 static void loopback_notice_receiver(void *arg, const PGresult *res);
 static bool conn_cleanup_exec(PGconn *conn, const char *sql, int timeout_ms,
 							  char **errmsg, bool *lost);
@@ -167,6 +170,19 @@ void
 remote_report_error(int elevel, PGresult *res, PGconn *conn,
 					const char *context_msg)
 {
+	report_remote_error(elevel, res, conn, context_msg, true);
+}
+
+/*
+ * report_remote_error
+ *		remote_report_error, optionally without the remote detail and
+ *		context: those can quote whole rows ("Failing row contains ..."),
+ *		masked columns included.
+ */
+static void
+report_remote_error(int elevel, PGresult *res, PGconn *conn,
+					const char *context_msg, bool keep_detail)
+{
 	PG_TRY();
 	{
 		char	   *diag_sqlstate = NULL;
@@ -204,6 +220,12 @@ remote_report_error(int elevel, PGresult *res, PGconn *conn,
 				msg = PQerrorMessage(conn);
 			if (msg[0] != '\0')
 				message_primary = pchomp(msg);
+		}
+
+		if (!keep_detail)
+		{
+			message_detail = NULL;
+			message_context = NULL;
 		}
 
 		ereport(elevel,
@@ -1658,7 +1680,19 @@ clinic_exec(ClinicConn *entry, const char *sql, int nparams,
 				(errcode(ERRCODE_PROTOCOL_VIOLATION),
 				 errmsg("unexpected COPY result from a clinic database")));
 	}
-	remote_report_error(ERROR, res, conn, "statement on the clinic database");
+	/*
+	 * Only roles that see every column get the remote detail: for anyone
+	 * else it could quote masked values of the failing row.
+	 */
+	{
+		const TenantContext *ctx = tenant_get();
+		bool		sees_all = ctx != NULL &&
+			(strcmp(ctx->role, "admin") == 0 || strcmp(ctx->role, "doctor") == 0 ||
+			 strcmp(ctx->role, "super_admin") == 0);
+
+		report_remote_error(ERROR, res, conn, "statement on the clinic database",
+							sees_all);
+	}
 	return NULL;				/* keep compiler quiet */
 }
 

@@ -2,7 +2,7 @@
 -- the privileges of medpro_api, and login timing.
 \set ON_ERROR_STOP 1
 SET client_min_messages = warning;
-SELECT plan(39);
+SELECT plan(42);
 
 DO $$
 BEGIN
@@ -44,8 +44,13 @@ SET ROLE tap_op;
 SELECT matches(medpro_key_rotate('HS256'), '^mp[0-9a-f]{18}$', 'rotate returns a kid');
 SELECT throws_ok($$SELECT medpro_key_rotate('none')$$, '22023', NULL, 'alg none is refused');
 SELECT throws_ok($$SELECT medpro_key_rotate('')$$, '22023', NULL, 'empty algorithm is refused');
+RESET ROLE;
 SELECT throws_ok($$SELECT medpro_key_import('tap-legacy', 'HS256', 'secret')$$, '22023', NULL, 'a 6-byte HMAC key is refused');
+SET ROLE tap_op;
 SELECT throws_ok($$SELECT medpro_key_retire('tap-unknown')$$, '22023', NULL, 'retiring an unknown key');
+SELECT throws_ok($$SELECT medpro_key_import('tap-op-key', 'HS256', repeat('k', 40))$$, '42501', NULL, 'operators cannot import keys (only superusers)');
+SELECT throws_ok($$SELECT old_data FROM medpro.audit_log$$, '42501', NULL, 'operators cannot read audit data');
+SELECT lives_ok($$SELECT action, entity, at FROM medpro.audit_trail$$, 'operators read the audit trail without its data');
 RESET ROLE;
 
 -- Users and bad input.

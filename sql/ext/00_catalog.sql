@@ -165,7 +165,14 @@ SELECT pg_catalog.pg_extension_config_dump('medpro.audit_log_id_seq', '');
 -- functions.  Operators read the tables that hold no secret material.
 REVOKE ALL ON ALL TABLES IN SCHEMA medpro FROM PUBLIC;
 REVOKE ALL ON ALL SEQUENCES IN SCHEMA medpro FROM PUBLIC;
-GRANT SELECT ON medpro.migrations, medpro.clinic_migrations, medpro.audit_log TO medpro_operator;
+GRANT SELECT ON medpro.migrations, medpro.clinic_migrations TO medpro_operator;
+
+-- Operators see who did what, not the data: old_data/new_data can hold
+-- health data (allergies, notes).  The full rows are for superusers.
+CREATE VIEW medpro.audit_trail AS
+SELECT id, clinic_id, user_id, action, entity, entity_id, ip, at FROM medpro.audit_log;
+COMMENT ON VIEW medpro.audit_trail IS 'the audit trail without its data columns, for operators';
+GRANT SELECT ON medpro.audit_trail TO medpro_operator;
 GRANT SELECT (id, name, country, business_number, vat_number, email, phone, address, timezone,
 			  status, status_reason, server, db_name, schema_version, last_error,
 			  created_at, updated_at, deleted_at) ON medpro.clinics TO medpro_operator;

@@ -111,7 +111,7 @@ CREATE FUNCTION medpro_key_import(kid text, algorithm text, key text) RETURNS vo
 	LANGUAGE C VOLATILE SECURITY DEFINER
 	SET search_path = pg_catalog, pg_temp;
 COMMENT ON FUNCTION medpro_key_import(text, text, text)
-	IS 'imports a verification key of an existing issuer (e.g. the legacy backend''s JWT_SECRET), stored sealed (operators)';
+	IS 'imports a verification key of an existing issuer (e.g. the legacy backend''s JWT_SECRET), stored sealed (superusers only)';
 
 CREATE FUNCTION medpro_key_retire(kid text) RETURNS void
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
@@ -346,6 +346,6 @@ GRANT EXECUTE ON FUNCTION medpro_login(text, text), medpro_authenticate(text, bo
 	medpro_current_role(), medpro_reset(),
 	medpro_create_user(text, text, text, text, text, uuid), medpro_revoke_tokens(uuid)
 	TO medpro_api, medpro_operator;
-GRANT EXECUTE ON FUNCTION medpro_key_rotate(text), medpro_key_import(text, text, text),
+GRANT EXECUTE ON FUNCTION medpro_key_rotate(text),
 	medpro_key_retire(text), medpro_create_super_admin(text, text)
 	TO medpro_operator;

@@ -120,7 +120,7 @@ CREATE FOREIGN TABLE medpro.ft_product_services (
 	created_at			timestamptz,
 	updated_at			timestamptz,
 	deleted_at			timestamptz
-) SERVER medpro_clinics OPTIONS (table_name 'product_services', soft_delete 'true');
+) SERVER medpro_clinics OPTIONS (table_name 'product_services', soft_delete 'true', writers 'admin');
 
 CREATE FOREIGN TABLE medpro.ft_categories (
 	id				uuid,
@@ -131,7 +131,7 @@ CREATE FOREIGN TABLE medpro.ft_categories (
 	created_at		timestamptz,
 	updated_at		timestamptz,
 	deleted_at		timestamptz
-) SERVER medpro_clinics OPTIONS (table_name 'categories', soft_delete 'true');
+) SERVER medpro_clinics OPTIONS (table_name 'categories', soft_delete 'true', writers 'admin');
 
 CREATE FOREIGN TABLE medpro.ft_product_categories (
 	id					uuid,
@@ -140,7 +140,7 @@ CREATE FOREIGN TABLE medpro.ft_product_categories (
 	category_id			uuid,
 	created_at			timestamptz,
 	updated_at			timestamptz
-) SERVER medpro_clinics OPTIONS (table_name 'product_categories', soft_delete 'false');
+) SERVER medpro_clinics OPTIONS (table_name 'product_categories', soft_delete 'false', writers 'admin');
 
 CREATE FOREIGN TABLE medpro.ft_documents (
 	id				uuid,
@@ -179,7 +179,7 @@ CREATE FOREIGN TABLE medpro.ft_consent_templates (
 	created_at	timestamptz,
 	updated_at	timestamptz,
 	deleted_at	timestamptz
-) SERVER medpro_clinics OPTIONS (table_name 'consent_templates', soft_delete 'true');
+) SERVER medpro_clinics OPTIONS (table_name 'consent_templates', soft_delete 'true', writers 'admin');
 
 CREATE FOREIGN TABLE medpro.ft_consents (
 	id					uuid,
