@@ -67,38 +67,48 @@ migrate_apply(PGconn *conn, const char *dbname, int target, int *from)
 
 	exec_command(conn, schema_migrations_ddl, context_msg);
 
-	/* Applied migrations must still match the central text. */
+	/*
+	 * Applied migrations must still match the central text.  The remote
+	 * result is copied out and cleared first, so no error below leaks it.
+	 */
 	res = remote_admin_exec(conn,
 							"SELECT version, checksum FROM public.medpro_schema_migrations ORDER BY version",
 							0, NULL, context_msg);
-	for (i = 0; i < PQntuples(res); i++)
 	{
-		const char *v[2];
-		int			version = atoi(PQgetvalue(res, i, 0));
+		int			napplied = PQntuples(res);
+		char	  **versions = palloc(sizeof(char *) * Max(napplied, 1));
+		char	  **checksums = palloc(sizeof(char *) * Max(napplied, 1));
 
-		v[0] = PQgetvalue(res, i, 0);
-		v[1] = PQgetvalue(res, i, 1);
-		if (SPI_execute_with_args("SELECT checksum = $2 FROM medpro.migrations WHERE version = $1::int",
-								  2, (Oid[]) {TEXTOID, TEXTOID},
-								  (Datum[]) {CStringGetTextDatum(v[0]), CStringGetTextDatum(v[1])},
-								  NULL, true, 1) != SPI_OK_SELECT)
-			elog(ERROR, "could not read medpro.migrations");
-		if (SPI_processed == 1 &&
-			!DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1,
-										&(bool) {false})))
+		for (i = 0; i < napplied; i++)
 		{
-			PQclear(res);
-			ereport(ERROR,
-					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-					 errmsg("migration %d has changed since it was applied", version),
-					 errdetail("Database \"%s\" applied version %d with another checksum than medpro.migrations holds now.",
-							   dbname, version),
-					 errhint("An applied migration is never edited; add a new migration instead.")));
+			versions[i] = pstrdup(PQgetvalue(res, i, 0));
+			checksums[i] = pstrdup(PQgetvalue(res, i, 1));
 		}
-		if (version > current)
-			current = version;
+		PQclear(res);
+
+		for (i = 0; i < napplied; i++)
+		{
+			int			version = atoi(versions[i]);
+			bool		isnull;
+
+			if (SPI_execute_with_args("SELECT checksum = $2 FROM medpro.migrations WHERE version = $1::int",
+									  2, (Oid[]) {TEXTOID, TEXTOID},
+									  (Datum[]) {CStringGetTextDatum(versions[i]), CStringGetTextDatum(checksums[i])},
+									  NULL, true, 1) != SPI_OK_SELECT)
+				elog(ERROR, "could not read medpro.migrations");
+			if (SPI_processed == 1 &&
+				!DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1,
+											&isnull)))
+				ereport(ERROR,
+						(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+						 errmsg("migration %d has changed since it was applied", version),
+						 errdetail("Database \"%s\" applied version %d with another checksum than medpro.migrations holds now.",
+								   dbname, version),
+						 errhint("An applied migration is never edited; add a new migration instead.")));
+			if (version > current)
+				current = version;
+		}
 	}
-	PQclear(res);
 	if (from)
 		*from = current;
 
