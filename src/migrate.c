@@ -225,6 +225,18 @@ migrate_ensure_template(void)
 	PG_END_TRY();
 }
 
+bool
+migrate_record_applied(const char *clinic_id, int version)
+{
+	return SPI_execute_with_args("INSERT INTO medpro.clinic_migrations (clinic_id, version, checksum, status) "
+								 "SELECT $1::uuid, m.version, m.checksum, 'applied' FROM medpro.migrations m "
+								 " WHERE m.version <= $2 "
+								 "ON CONFLICT (clinic_id, version) DO UPDATE SET status = 'applied', error = NULL",
+								 2, (Oid[]) {TEXTOID, INT4OID},
+								 (Datum[]) {CStringGetTextDatum(clinic_id), Int32GetDatum(version)},
+								 NULL, false, 0) == SPI_OK_INSERT;
+}
+
 /* SQL: medpro_migrate_clinic(clinic uuid, target integer DEFAULT NULL) RETURNS integer */
 PG_FUNCTION_INFO_V1(medpro_migrate_clinic);
 Datum
@@ -294,13 +306,7 @@ medpro_migrate_clinic(PG_FUNCTION_ARGS)
 							  2, (Oid[]) {TEXTOID, INT4OID},
 							  (Datum[]) {CStringGetTextDatum(clinic_id), Int32GetDatum(version)},
 							  NULL, false, 0) != SPI_OK_UPDATE ||
-		SPI_execute_with_args("INSERT INTO medpro.clinic_migrations (clinic_id, version, checksum, status) "
-							  "SELECT $1::uuid, m.version, m.checksum, 'applied' FROM medpro.migrations m "
-							  " WHERE m.version <= $2 "
-							  "ON CONFLICT (clinic_id, version) DO UPDATE SET status = 'applied', error = NULL",
-							  2, (Oid[]) {TEXTOID, INT4OID},
-							  (Datum[]) {CStringGetTextDatum(clinic_id), Int32GetDatum(version)},
-							  NULL, false, 0) != SPI_OK_INSERT)
+		!migrate_record_applied(clinic_id, version))
 		elog(ERROR, "could not record the clinic's migrations");
 	SPI_finish();
 

@@ -20,6 +20,12 @@
  */
 extern int	migrate_apply(PGconn *conn, const char *dbname, int target, int *from);
 
+/*
+ * Record centrally that the clinic is at version (every migration up to it
+ * applied).  Needs SPI; returns false when the statement failed.
+ */
+extern bool migrate_record_applied(const char *clinic_id, int version);
+
 /* The latest version in medpro.migrations (0 when there is none). */
 extern int	migrate_latest_version(void);
 

@@ -405,13 +405,7 @@ medpro_provision(PG_FUNCTION_ARGS)
 							  CStringGetTextDatum(timezone)},
 							  NULL, false, 0) != SPI_OK_UPDATE)
 		elog(ERROR, "could not activate the clinic");
-	if (SPI_execute_with_args("INSERT INTO medpro.clinic_migrations (clinic_id, version, checksum, status) "
-							  "SELECT $1::uuid, m.version, m.checksum, 'applied' FROM medpro.migrations m "
-							  " WHERE m.version <= $2 "
-							  "ON CONFLICT (clinic_id, version) DO UPDATE SET status = 'applied', error = NULL",
-							  2, (Oid[]) {TEXTOID, INT4OID},
-							  (Datum[]) {CStringGetTextDatum(clinic_id), Int32GetDatum(version)},
-							  NULL, false, 0) != SPI_OK_INSERT)
+	if (!migrate_record_applied(clinic_id, version))
 		elog(ERROR, "could not record the clinic's migrations");
 	fault_point("activate");
 	SPI_finish();
