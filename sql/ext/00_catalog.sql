@@ -152,7 +152,8 @@ CREATE TRIGGER audit_log_append_only BEFORE UPDATE OR DELETE ON medpro.audit_log
 CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON medpro.audit_log
 	FOR EACH STATEMENT EXECUTE FUNCTION medpro.audit_log_refuse_change();
 
-SELECT pg_catalog.pg_extension_config_dump('medpro.servers', '');
+-- the 'local' row is made by this script, so a restore must not copy it again
+SELECT pg_catalog.pg_extension_config_dump('medpro.servers', $$WHERE name <> 'local'$$);
 SELECT pg_catalog.pg_extension_config_dump('medpro.clinics', '');
 SELECT pg_catalog.pg_extension_config_dump('medpro.users', '');
 SELECT pg_catalog.pg_extension_config_dump('medpro.keys', '');

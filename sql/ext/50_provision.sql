@@ -1,7 +1,7 @@
 -- medpro install script, part 50: clinic provisioning, migrations, repair.
 
--- Country defaults written into a new clinic database; operators may edit
--- these rows (they are configuration tables, kept by pg_dump).
+-- Country defaults written into a new clinic database; superusers may edit
+-- these rows.
 CREATE TABLE medpro.country_defaults (
 	country			text PRIMARY KEY CHECK (country IN ('FR', 'ES')),
 	timezone		text NOT NULL,
@@ -36,8 +36,8 @@ INSERT INTO medpro.consent_template_defaults VALUES
 	 'He recibido información clara sobre el tratamiento propuesto, sus beneficios y sus riesgos, y lo acepto libremente.', true),
 	('ES', 'Derechos de imagen', 'photo', 'es',
 	 'Autorizo a la clínica a tomar fotografías con fines exclusivamente médicos.', false);
-SELECT pg_catalog.pg_extension_config_dump('medpro.country_defaults', '');
-SELECT pg_catalog.pg_extension_config_dump('medpro.consent_template_defaults', '');
+-- Not configuration tables: this script fills them, so pg_dump leaves them
+-- to CREATE EXTENSION on restore (edits to them must be made again).
 GRANT SELECT ON medpro.country_defaults, medpro.consent_template_defaults TO medpro_operator;
 
 -- Checksums of migration texts, computed here so no caller can get them wrong.
