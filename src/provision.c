@@ -331,6 +331,8 @@ medpro_provision(PG_FUNCTION_ARGS)
 	vat_mention = spi_value(7);
 	templates = spi_value(8);
 
+	/* the connection that undoes this at abort must outlive any idle wait */
+	remote_loopback_pin();
 	fault_point("start");
 	ensure_role(clinic_id, role, has_password);
 	fault_point("role");

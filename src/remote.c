@@ -16,9 +16,10 @@
  * this backend to this server's current database as the bootstrap
  * superuser over the Unix socket, used by remote_autonomous_exec for writes
  * that must survive the caller's rollback.  It is not visible to SQL (it
- * is not a dblink named connection), is opened on first use, kept until the
- * end of the transaction, checked before every reuse, replaced when it
- * died, and closed cleanly at transaction end and backend exit.  docs/loopback.md describes what
+ * is not a dblink named connection), is opened on first use, kept while it
+ * is used (its server session ends itself after 60 idle seconds), checked
+ * before every reuse, replaced when it died, and closed cleanly at backend
+ * exit (and at the end of a transaction that provisioned a clinic).  docs/loopback.md describes what
  * pg_hba.conf needs for it.  Provisioning and migrations open short-lived
  * admin connections to clinic databases (remote_admin_connect), which their
  * callers close on every path, and undo work at transaction abort through
@@ -77,6 +78,9 @@
 
 /* The backend's loopback connection, or NULL when there is none. */
 static PGconn *loopback_conn = NULL;
+
+/* Whether provisioning pinned the loopback for the current transaction. */
+static bool loopback_pinned = false;
 
 /* Whether loopback_exit_callback has been registered. */
 static bool loopback_exit_registered = false;
@@ -246,25 +250,43 @@ report_remote_error(int elevel, PGresult *res, PGconn *conn,
 
 /*
  * remote_xact_callback
- *		Close the loopback at the end of every transaction that used it.
+ *		At transaction end, close the loopback if provisioning pinned it.
  *
- * The loopback connects as the bootstrap superuser, so a cached one would
- * hold a superuser connection slot for as long as an application backend
- * lives; many idle application sessions could then exhaust the slots
- * reserved for superusers.  Reconnecting costs a few milliseconds, paid
- * only by transactions that write autonomously (logins, refused tokens,
- * provisioning).  Registered before provisioning's callback, so it runs
- * after it: undoing provisioning at abort still has the connection.
+ * The loopback connects as the bootstrap superuser.  It is cached across
+ * transactions, so a flood of refused tokens costs one statement each and
+ * not one new backend each; but its session has idle_session_timeout, so
+ * an idle application backend does not hold a superuser connection slot for
+ * long.  Provisioning pins it for its transaction (no idle timeout), so the
+ * connection that must drop a half-made clinic at abort is still there;
+ * a pinned loopback is closed when the transaction ends.  Registered before
+ * provisioning's callback, so it runs after it.
  */
 static void
 remote_xact_callback(XactEvent event, void *arg)
 {
-	if (loopback_conn == NULL)
+	if (!loopback_pinned)
 		return;
 	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT ||
 		event == XACT_EVENT_PARALLEL_COMMIT || event == XACT_EVENT_PARALLEL_ABORT ||
 		event == XACT_EVENT_PREPARE)
+	{
+		loopback_pinned = false;
 		remote_loopback_disconnect();
+	}
+}
+
+/*
+ * remote_loopback_pin
+ *		Keep the loopback connection alive until the end of the current
+ *		transaction (no idle timeout), then close it.
+ */
+void
+remote_loopback_pin(void)
+{
+	if (loopback_pinned && loopback_conn != NULL)
+		return;
+	remote_autonomous_exec("SET idle_session_timeout = 0", 0, NULL);
+	loopback_pinned = true;
 }
 
 void
@@ -492,8 +514,14 @@ loopback_get(void)
 		remote_loopback_disconnect();
 
 	if (loopback_conn == NULL)
+	{
 		loopback_conn = admin_connect(NULL,
 									  "could not connect to the central database for an autonomous write");
+		/* a replacement of a pinned connection is pinned too */
+		if (loopback_pinned)
+			PQclear(remote_admin_exec(loopback_conn, "SET idle_session_timeout = 0",
+									  0, NULL, "pinning the loopback connection"));
+	}
 
 	return loopback_conn;
 }
@@ -541,7 +569,7 @@ admin_connect(const char *dbname, const char *failmsg)
 	keywords[n] = "connect_timeout";
 	values[n++] = CppAsString2(LOOPBACK_CONNECT_TIMEOUT);
 	keywords[n] = "options";
-	values[n++] = "-c search_path=pg_catalog,pg_temp -c lock_timeout=10s";
+	values[n++] = "-c search_path=pg_catalog,pg_temp -c lock_timeout=10s -c idle_session_timeout=60s";
 	keywords[n] = "client_encoding";
 	values[n++] = GetDatabaseEncodingName();
 	keywords[n] = NULL;

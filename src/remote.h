@@ -151,6 +151,13 @@ extern void remote_clinic_init(void);
  */
 extern bool remote_clinic_in_use(pg_uuid_t *clinic_id);
 
+/*
+ * Keep the loopback connection alive (no idle timeout) until the end of the
+ * current transaction, then close it: for provisioning, which must be able
+ * to undo its work at abort.
+ */
+extern void remote_loopback_pin(void);
+
 /* Register the transaction callback that closes the loopback (_PG_init). */
 extern void remote_init(void);
 
