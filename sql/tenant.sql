@@ -194,6 +194,33 @@ SELECT regress_try('SELECT medpro_current_clinic()');
 RESET ROLE;
 RESET medpro.jwt_leeway;
 
+-- A session context is checked again in every later transaction: revoking
+-- the user's tokens, deactivating the user or suspending the clinic ends it.
+SET ROLE regress_app;
+SELECT medpro_authenticate(:'tok_a', session => true) IS NOT NULL AS authenticated;
+SELECT medpro_current_clinic();
+RESET ROLE;
+UPDATE medpro.users SET is_active = false WHERE email = 'admin@a.test';
+SET ROLE regress_app;
+SELECT regress_try('SELECT medpro_current_clinic()');
+RESET ROLE;
+UPDATE medpro.users SET is_active = true WHERE email = 'admin@a.test';
+SET ROLE regress_app;
+SELECT medpro_authenticate(:'tok_a', session => true) IS NOT NULL AS authenticated;
+RESET ROLE;
+UPDATE medpro.clinics SET status = 'suspended' WHERE id = 'aaaaaaaa-0000-4000-8000-000000000001';
+SET ROLE regress_app;
+SELECT regress_try('SELECT medpro_current_clinic()');
+RESET ROLE;
+UPDATE medpro.clinics SET status = 'active' WHERE id = 'aaaaaaaa-0000-4000-8000-000000000001';
+SET ROLE regress_app;
+SELECT medpro_authenticate(:'tok_a', session => true) IS NOT NULL AS authenticated;
+RESET ROLE;
+UPDATE medpro.users SET token_version = token_version + 1 WHERE email = 'admin@a.test';
+SET ROLE regress_app;
+SELECT regress_try('SELECT medpro_current_clinic()');
+RESET ROLE;
+
 -- Every refusal is audited, without the token.
 SELECT new_data ->> 'reason' AS reason, count(*) FROM medpro.audit_log
  WHERE action = 'auth_failed' GROUP BY 1 ORDER BY 1;

@@ -943,7 +943,41 @@ medpro_authenticate(PG_FUNCTION_ARGS)
 														  NumericGetDatum(exp->val.numeric))), NULL);
 		tenant_set(has_clinic ? &clinic_id : NULL, &user_id, role, session,
 				   TimestampTzPlusMilliseconds(time_t_to_timestamptz((pg_time_t) secs),
-											   (int64) medpro_jwt_leeway * 1000));
+											   (int64) medpro_jwt_leeway * 1000),
+				   (int32) token_ver);
 	}
 	PG_RETURN_JSONB_P(payload);
+}
+
+bool
+auth_session_still_valid(const TenantContext *ctx)
+{
+	Oid			save_userid;
+	int			save_sec;
+	bool		ok = false;
+	const char *v[2];
+
+	v[0] = DatumGetCString(DirectFunctionCall1(uuid_out,
+											   UUIDPGetDatum((pg_uuid_t *) &ctx->user_id)));
+	v[1] = psprintf("%d", ctx->token_version);
+
+	GetUserIdAndSecContext(&save_userid, &save_sec);
+	SetUserIdAndSecContext(remote_extension_owner(),
+						   save_sec | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
+	PG_TRY();
+	{
+		SPI_connect();
+		ok = spi_exec("SELECT 1 FROM medpro.users u LEFT JOIN medpro.clinics c ON c.id = u.clinic_id "
+					  " WHERE u.id = $1::uuid AND u.is_active AND u.deleted_at IS NULL "
+					  "   AND u.token_version = $2::int "
+					  "   AND (u.clinic_id IS NULL OR (c.status = 'active' AND c.deleted_at IS NULL))",
+					  2, v, true) == 1;
+		SPI_finish();
+	}
+	PG_FINALLY();
+	{
+		SetUserIdAndSecContext(save_userid, save_sec);
+	}
+	PG_END_TRY();
+	return ok;
 }

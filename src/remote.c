@@ -972,7 +972,6 @@ static ClinicConn *xact_conn = NULL;
 static bool clinic_exit_registered = false;
 
 static char *clinic_id_string(const pg_uuid_t *clinic_id);
-static Oid	extension_owner(void);
 static bool clinic_route_lookup(const pg_uuid_t *clinic_id, ClinicRoute *route);
 static void clinic_route_check(const pg_uuid_t *clinic_id,
 							   const ClinicRoute *route);
@@ -1191,11 +1190,11 @@ clinic_id_string(const pg_uuid_t *clinic_id)
 }
 
 /*
- * extension_owner
+ * remote_extension_owner
  *		The role that owns extension medpro in this database.
  */
-static Oid
-extension_owner(void)
+Oid
+remote_extension_owner(void)
 {
 	Relation	rel;
 	ScanKeyData key;
@@ -1233,7 +1232,7 @@ extension_owner(void)
 static bool
 clinic_route_lookup(const pg_uuid_t *clinic_id, ClinicRoute *route)
 {
-	Oid			owner = extension_owner();
+	Oid			owner = remote_extension_owner();
 	Oid			save_userid;
 	int			save_sec_context;
 	bool		found = false;

@@ -158,6 +158,9 @@ extern bool remote_clinic_in_use(pg_uuid_t *clinic_id);
  */
 extern void remote_loopback_pin(void);
 
+/* The owner of the medpro extension in this database (ERROR when absent). */
+extern Oid	remote_extension_owner(void);
+
 /* Register the transaction callback that closes the loopback (_PG_init). */
 extern void remote_init(void);
 

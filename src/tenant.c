@@ -16,12 +16,14 @@
 #include "access/xact.h"
 #include "fmgr.h"
 #include "nodes/parsenodes.h"
+#include "storage/proc.h"
 #include "tcop/utility.h"
 #include "utils/builtins.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 #include "utils/uuid.h"
 
+#include "auth.h"
 #include "tenant.h"
 
 /* The context in force, and the session-level one to fall back to. */
@@ -134,7 +136,7 @@ tenant_init(void)
 
 void
 tenant_set(const pg_uuid_t *clinic, const pg_uuid_t *user, const char *role,
-		   bool session, TimestampTz expires)
+		   bool session, TimestampTz expires, int32 token_version)
 {
 	TenantContext ctx;
 
@@ -149,6 +151,8 @@ tenant_set(const pg_uuid_t *clinic, const pg_uuid_t *user, const char *role,
 	strlcpy(ctx.role, role, sizeof(ctx.role));
 	ctx.session = session;
 	ctx.expires = expires;
+	ctx.token_version = token_version;
+	ctx.checked_lxid = MyProc->lxid;
 
 	if (IsTransactionState() && (saved == NULL ||
 								 saved->level != GetCurrentTransactionNestLevel()))
@@ -181,6 +185,22 @@ tenant_get(void)
 		/* the token ran out: a session context does not outlive it */
 		memset(&current, 0, sizeof(current));
 		memset(&session_ctx, 0, sizeof(session_ctx));
+	}
+
+	/*
+	 * A session context carried into a new transaction is checked again:
+	 * a revoked token, a deactivated user or a suspended clinic ends it.
+	 */
+	if (current.valid && current.session && current.checked_lxid != MyProc->lxid &&
+		IsTransactionState())
+	{
+		current.checked_lxid = MyProc->lxid;
+		session_ctx.checked_lxid = MyProc->lxid;
+		if (!auth_session_still_valid(&current))
+		{
+			memset(&current, 0, sizeof(current));
+			memset(&session_ctx, 0, sizeof(session_ctx));
+		}
 	}
 	return current.valid ? &current : NULL;
 }

@@ -24,6 +24,8 @@ typedef struct TenantContext
 	char		role[TENANT_ROLE_MAXLEN];
 	bool		session;		/* survives transaction end */
 	TimestampTz expires;		/* the token's exp (plus leeway) */
+	int32		token_version;	/* the user's token version it was made with */
+	LocalTransactionId checked_lxid;	/* last transaction that checked it */
 } TenantContext;
 
 /* Register transaction callbacks and the utility hook (from _PG_init). */
@@ -32,10 +34,13 @@ extern void tenant_init(void);
 /*
  * Install a verified context; session = keep it past transaction end.  The
  * context ends by itself at expires (the token's exp plus leeway), which
- * matters for session contexts.
+ * matters for session contexts.  A session context is checked again
+ * (user active, token version, clinic active) in every later transaction
+ * that uses it.
  */
 extern void tenant_set(const pg_uuid_t *clinic, const pg_uuid_t *user,
-					   const char *role, bool session, TimestampTz expires);
+					   const char *role, bool session, TimestampTz expires,
+					   int32 token_version);
 extern void tenant_clear(void);
 
 /* The current context, or NULL when there is none. */
