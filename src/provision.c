@@ -206,7 +206,7 @@ marker(const char *clinic_id)
 					get_database_name(MyDatabaseId));
 }
 
-/* Step 1: the login role.  Returns whether it was created now. */
+/* Step 1: the login role, with a random password stored only sealed. */
 static void
 ensure_role(const char *clinic_id, const char *role, bool has_password)
 {
@@ -253,8 +253,12 @@ ensure_role(const char *clinic_id, const char *role, bool has_password)
 		elog(ERROR, "could not store the clinic role's password");
 }
 
-/* Step 2: the database.  Returns whether it still needs every migration. */
-static bool
+/*
+ * Step 2: the database, cloned from the template (or, with
+ * medpro.clinic_template off, created empty: migrate_apply then replays
+ * every migration).
+ */
+static void
 ensure_database(const char *clinic_id, const char *db, const char *role)
 {
 	const char *qdb = quote_identifier(db);
@@ -269,7 +273,7 @@ ensure_database(const char *clinic_id, const char *db, const char *role)
 					 errmsg("database \"%s\" already exists", db),
 					 errdetail("The database was not created by medpro for this clinic; it is left as it is."),
 					 errhint("Drop or rename the database, then call medpro_provision_clinic() again.")));
-		return false;
+		return;
 	}
 
 	if (!replay)
@@ -280,7 +284,6 @@ ensure_database(const char *clinic_id, const char *db, const char *role)
 	remember(true, db);
 	loopback(psprintf("COMMENT ON DATABASE %s IS %s", qdb,
 					  quote_literal_cstr(marker(clinic_id))));
-	return replay;
 }
 
 /* SQL: medpro.provision(clinic uuid) RETURNS integer (the schema version) */
@@ -297,7 +300,6 @@ medpro_provision(PG_FUNCTION_ARGS)
 	char	   *vat_mention;
 	char	   *templates;
 	bool		has_password;
-	bool		replay;
 	int			version = 0;
 	PGconn	   *volatile conn = NULL;
 
@@ -336,7 +338,7 @@ medpro_provision(PG_FUNCTION_ARGS)
 	fault_point("start");
 	ensure_role(clinic_id, role, has_password);
 	fault_point("role");
-	replay = ensure_database(clinic_id, db, role);
+	ensure_database(clinic_id, db, role);
 	fault_point("database");
 	loopback(psprintf("REVOKE ALL ON DATABASE %s FROM PUBLIC", quote_identifier(db)));
 	loopback(psprintf("GRANT CONNECT, TEMPORARY ON DATABASE %s TO %s",
@@ -351,7 +353,6 @@ medpro_provision(PG_FUNCTION_ARGS)
 
 		conn = remote_admin_connect(db);
 		version = migrate_apply(conn, db, 0, NULL);
-		(void) replay;
 
 		initStringInfo(&sql);
 		appendStringInfo(&sql,
