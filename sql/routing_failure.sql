@@ -1,6 +1,7 @@
 --
 -- routing_failure: a clinic database that goes away, a schema that falls
--- behind, concurrent writers, and switching clinics inside a transaction.
+-- behind, concurrent writers, switching clinics inside a transaction, a
+-- slow clinic and statement_timeout, and the connection cache's bound.
 -- Uses the clinics and users made by routing.sql.
 --
 SELECT id AS ca, db_role AS role_a, db_name AS db_a FROM medpro.clinics WHERE name = 'Routage A' \gset
@@ -106,3 +107,40 @@ SELECT medpro_authenticate(:'a_doc') IS NOT NULL AS authenticated;
 SELECT notes FROM clinic.patients WHERE id = :'pid';
 COMMIT;
 RESET ROLE;
+
+-- Waiting on a slow clinic honours statement_timeout: another session holds
+-- the row lock, the UPDATE waits, the timeout cancels it, and the next
+-- transaction works.
+SELECT dblink_connect('holder', format('host=%s port=%s dbname=%s user=regress_app',
+	split_part(current_setting('unix_socket_directories'), ',', 1), current_setting('port'), current_database()));
+SELECT dblink_exec('holder', 'BEGIN');
+SELECT * FROM dblink('holder', format('SELECT medpro_authenticate(%L) IS NOT NULL', :'a_doc')) AS t(ok boolean);
+SELECT dblink_exec('holder', format($$UPDATE clinic.patients SET notes = 'held' WHERE id = %L$$, :'pid'));
+SET ROLE regress_app;
+BEGIN;
+SELECT medpro_authenticate(:'a_doc') IS NOT NULL AS authenticated;
+SET LOCAL statement_timeout = '1s';
+UPDATE clinic.patients SET notes = 'waited' WHERE id = :'pid';
+ROLLBACK;
+RESET ROLE;
+SELECT dblink_exec('holder', 'ROLLBACK');
+SELECT dblink_disconnect('holder');
+SET ROLE regress_app;
+BEGIN;
+SELECT medpro_authenticate(:'a_doc') IS NOT NULL AS authenticated;
+SELECT notes FROM clinic.patients WHERE id = :'pid';
+COMMIT;
+
+-- The connection cache keeps at most medpro.max_cached_connections.
+SET medpro.max_cached_connections = 1;
+BEGIN;
+SELECT medpro_authenticate(:'a_doc') IS NOT NULL AS authenticated;
+SELECT count(*) > 0 AS used_a FROM clinic.consent_templates;
+COMMIT;
+BEGIN;
+SELECT medpro_authenticate(:'b_doc') IS NOT NULL AS authenticated;
+SELECT count(*) > 0 AS used_b FROM clinic.consent_templates;
+COMMIT;
+RESET ROLE;
+SELECT count(*) AS cached, bool_and(clinic_id = :'cb') AS only_b FROM medpro.connections;
+RESET medpro.max_cached_connections;
