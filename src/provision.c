@@ -96,7 +96,8 @@ undo_from_level(int level)
 						   quote_identifier(c->name));
 			if (!remote_cleanup_exec(sql, CLEANUP_TIMEOUT_MS, &err))
 				ereport(WARNING,
-						(errmsg("could not drop %s \"%s\" after the provisioning transaction was rolled back",
+						(errcode(ERRCODE_WARNING),
+						 errmsg("could not drop %s \"%s\" after the provisioning transaction was rolled back",
 								c->is_database ? "database" : "role", c->name),
 						 errdetail_internal("%s", err ? err : "unknown error"),
 						 errhint("Run medpro_repair() to remove it.")));

@@ -88,6 +88,9 @@ static bool loopback_exit_registered = false;
 static PGconn *loopback_get(void);
 static PGconn *admin_connect(const char *dbname, const char *failmsg);
 static bool loopback_start(PGconn *conn, bool *timed_out);
+static PGconn *connect_and_wait(const char *const *keywords,
+								const char *const *values,
+								char *secret, size_t secret_len, char **failure);
 static char *loopback_socket_dir(void);
 static bool loopback_is_usable(PGconn *conn);
 static bool loopback_is_idle(PGconn *conn);
@@ -543,7 +546,7 @@ admin_connect(const char *dbname, const char *failmsg)
 	char		port[12];
 	char	   *host;
 	PGconn	   *conn;
-	bool		timed_out;
+	char	   *failure;
 	int			n = 0;
 
 	host = loopback_socket_dir();
@@ -588,45 +591,68 @@ admin_connect(const char *dbname, const char *failmsg)
 		loopback_exit_registered = true;
 	}
 
-	/* As libpqsrv_connect_params does; libpqsrv_disconnect releases it. */
-	if (!AcquireExternalFD())
+	conn = connect_and_wait(keywords, values, NULL, 0, &failure);
+	if (conn == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_CONNECTION_FAILURE),
 				 errmsg_internal("%s", failmsg),
-				 errdetail("There are too many open files on the local server."),
-				 errhint("Raise the server's max_files_per_process and/or \"ulimit -n\" limits.")));
+				 errdetail_log("%s", failure),
+				 errhint("pg_hba.conf must allow the bootstrap superuser on a \"local\" line (trust or peer).")));
 
-	/* expand_dbname = 0: a database name is never parsed as a conninfo */
+	PQsetNoticeReceiver(conn, loopback_notice_receiver, NULL);
+
+	return conn;
+}
+
+/*
+ * connect_and_wait
+ *		Start a connection with keywords/values (expand_dbname = 0, so a
+ *		database name is never parsed as a conninfo) and drive it to its end
+ *		through the latch, counting it against fd.c's external descriptors
+ *		as libpqsrv_connect_params does.
+ *
+ * secret (may be NULL) is wiped as soon as libpq has copied the parameters.
+ * Returns the connection, or NULL with *failure set to a description for
+ * the server log (it may name hosts and sockets: never show it to clients).
+ * Raises only for out-of-memory and interrupts.
+ */
+static PGconn *
+connect_and_wait(const char *const *keywords, const char *const *values,
+				 char *secret, size_t secret_len, char **failure)
+{
+	PGconn	   *conn;
+	bool		timed_out;
+
+	if (!AcquireExternalFD())
+	{
+		if (secret)
+			crypto_wipe(secret, secret_len);
+		*failure = pstrdup("There are too many open files on the local server.");
+		return NULL;
+	}
+
 	conn = PQconnectStartParams(keywords, values, 0);
+	if (secret)
+		crypto_wipe(secret, secret_len);
 	if (conn == NULL)
 	{
 		ReleaseExternalFD();
 		ereport(ERROR,
 				(errcode(ERRCODE_OUT_OF_MEMORY),
 				 errmsg("out of memory"),
-				 errdetail("Could not allocate the loopback connection.")));
+				 errdetail("Could not allocate a connection.")));
 	}
 
 	if (!loopback_start(conn, &timed_out))
 	{
-		char	   *msg;
-
 		if (timed_out)
-			msg = psprintf("Connection attempt timed out after %d seconds.",
-						   LOOPBACK_CONNECT_TIMEOUT);
+			*failure = psprintf("Connection attempt timed out after %d seconds.",
+								LOOPBACK_CONNECT_TIMEOUT);
 		else
-			msg = pchomp(PQerrorMessage(conn));
+			*failure = pchomp(PQerrorMessage(conn));
 		libpqsrv_disconnect(conn);
-		ereport(ERROR,
-				(errcode(ERRCODE_CONNECTION_FAILURE),
-				 errmsg_internal("%s", failmsg),
-				 errdetail_log("%s", msg),
-				 timed_out ? 0 :
-				 errhint("pg_hba.conf must allow the bootstrap superuser on a \"local\" line (trust or peer).")));
+		return NULL;
 	}
-
-	PQsetNoticeReceiver(conn, loopback_notice_receiver, NULL);
-
 	return conn;
 }
 
@@ -1468,7 +1494,7 @@ clinic_connect(const pg_uuid_t *clinic_id, const ClinicRoute *route)
 	char	   *password;
 	size_t		password_len;
 	PGconn	   *conn;
-	bool		timed_out;
+	char	   *failure;
 	int			n = 0;
 
 	host = loopback_socket_dir();
@@ -1511,49 +1537,16 @@ clinic_connect(const pg_uuid_t *clinic_id, const ClinicRoute *route)
 	values[n] = NULL;
 	Assert(n < lengthof(keywords));
 
-	/* As libpqsrv_connect_params does; libpqsrv_disconnect releases it. */
-	if (!AcquireExternalFD())
-	{
-		crypto_wipe(password, password_len);
-		pfree(password);
-		ereport(ERROR,
-				(errcode(ERRCODE_CONNECTION_FAILURE),
-				 errmsg("clinic database unavailable"),
-				 errdetail("Clinic %s could not be reached.", idstr),
-				 errdetail_log("There are too many open files on the local server.")));
-	}
-
-	/* expand_dbname = 0: a database name is never parsed as a conninfo */
-	conn = PQconnectStartParams(keywords, values, 0);
-	crypto_wipe(password, password_len);
+	/* the password is wiped as soon as libpq has copied it */
+	conn = connect_and_wait(keywords, values, password, password_len, &failure);
 	pfree(password);
 	values[4] = NULL;
-
 	if (conn == NULL)
-	{
-		ReleaseExternalFD();
-		ereport(ERROR,
-				(errcode(ERRCODE_OUT_OF_MEMORY),
-				 errmsg("out of memory"),
-				 errdetail("Could not allocate a clinic connection.")));
-	}
-
-	if (!loopback_start(conn, &timed_out))
-	{
-		char	   *msg;
-
-		if (timed_out)
-			msg = psprintf("Connection attempt timed out after %d seconds.",
-						   LOOPBACK_CONNECT_TIMEOUT);
-		else
-			msg = pchomp(PQerrorMessage(conn));
-		libpqsrv_disconnect(conn);
 		ereport(ERROR,
 				(errcode(ERRCODE_CONNECTION_FAILURE),
 				 errmsg("clinic database unavailable"),
 				 errdetail("Clinic %s could not be reached.", idstr),
-				 errdetail_log("Clinic %s could not be reached: %s", idstr, msg)));
-	}
+				 errdetail_log("Clinic %s could not be reached: %s", idstr, failure)));
 
 	PQsetNoticeReceiver(conn, loopback_notice_receiver,
 						(void *) "message from a clinic database");
