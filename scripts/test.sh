@@ -9,10 +9,12 @@
 #   4. pgTAP: pg_prove on test/*.sql, in a database of its own.
 #
 # Exits non-zero on any failure.  The cluster is removed at the end unless
-# MEDPRO_KEEP_CLUSTER=1.
+# MEDPRO_KEEP_CLUSTER=1.  With PG_CONFIG set, that PostgreSQL's binaries
+# are used (and medpro is installed there) instead of the one on PATH.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
+[ -n "${PG_CONFIG:-}" ] && export PATH="$("$PG_CONFIG" --bindir):$PATH"
 
 export MEDPRO_CLUSTER=${MEDPRO_CLUSTER:-/tmp/medpro-test-cluster}
 export MEDPRO_PGPORT=${MEDPRO_PGPORT:-54330}
