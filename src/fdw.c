@@ -58,6 +58,7 @@
 #include "utils/uuid.h"
 
 #include "audit.h"
+#include "deparse.h"
 #include "fdw.h"
 #include "medpro.h"
 #include "remote.h"
@@ -72,18 +73,16 @@
 /* The junk column carrying the row identity (id) to UPDATE and DELETE. */
 #define FDW_ROWID_NAME		"medpro_row_id"
 
-/* Column masks (option mask). */
-#define MASK_NONE	0
-#define MASK_HIDE	1			/* NULL */
-#define MASK_LAST2	2			/* '*' for every character but the last two */
-
 /* Planner state of a foreign table (baserel->fdw_private). */
 typedef struct FdwRelInfo
 {
+	Oid			relid;			/* the foreign table */
 	List	   *remote_conds;	/* RestrictInfos sent to the clinic */
 	List	   *local_conds;	/* RestrictInfos evaluated here */
 	Bitmapset  *attrs_used;		/* columns to fetch */
-	char	   *masks;			/* MASK_* per attnum - 1 */
+	DeparseColumns *cols;		/* column masks, for the deparser */
+	bool		soft_delete;	/* scans read live rows only */
+	bool		id_lookup;		/* a remote clause id = value */
 } FdwRelInfo;
 
 /* Executor state of a scan. */
@@ -91,14 +90,21 @@ typedef struct FdwScanState
 {
 	char	   *query;			/* the remote SELECT */
 	List	   *retrieved_attrs;	/* attnums of its columns */
+	int			bound;			/* most rows it returns, -1 unknown */
+	bool		for_update;		/* it locks rows (SELECT ... FOR UPDATE) */
 	Relation	rel;
+	TupleDesc	tupdesc;		/* of the scan tuples */
 	AttInMetadata *attinmeta;
+	int		   *slot_pos;		/* scan tuple column of each retrieved column */
 	char	   *masks;
 	bool		apply_masks;
 	PGconn	   *conn;
 	unsigned int cursor_number;
+	char	   *declare;		/* DECLARE statement of the cursor */
+	bool		started;
 	bool		cursor_exists;
 	bool		eof_reached;
+	int64		rows_fetched;	/* rows received (EXPLAIN ANALYZE) */
 	/* remote parameters */
 	int			num_params;
 	List	   *param_exprs;	/* ExprStates */
@@ -156,6 +162,10 @@ typedef struct AuditArgs
 
 static unsigned int cursor_counter = 0;
 
+static void fdwGetForeignUpperPaths(PlannerInfo *root, UpperRelationKind stage,
+									RelOptInfo *input_rel, RelOptInfo *output_rel,
+									void *extra);
+
 /* The latest schema version, cached for one local transaction. */
 static LocalTransactionId latest_version_lxid = InvalidLocalTransactionId;
 static int	latest_version = 0;
@@ -209,28 +219,7 @@ admin_writes_only(Oid relid)
 static char *
 column_masks(Relation rel)
 {
-	TupleDesc	tupdesc = RelationGetDescr(rel);
-	char	   *masks = palloc0(Max(tupdesc->natts, 1));
-	int			i;
-
-	for (i = 0; i < tupdesc->natts; i++)
-	{
-		ListCell   *lc;
-
-		if (TupleDescAttr(tupdesc, i)->attisdropped)
-			continue;
-		foreach(lc, GetForeignColumnOptions(RelationGetRelid(rel), i + 1))
-		{
-			DefElem    *def = lfirst_node(DefElem, lc);
-			char	   *v;
-
-			if (strcmp(def->defname, "mask") != 0)
-				continue;
-			v = defGetString(def);
-			masks[i] = strcmp(v, "last2") == 0 ? MASK_LAST2 : MASK_HIDE;
-		}
-	}
-	return masks;
+	return deparse_columns(rel)->masks;
 }
 
 /* Whether an application role sees masked columns masked (fail closed). */
@@ -389,17 +378,18 @@ reset_transmission_modes(int nestlevel)
 }
 
 /*
- * A local tuple of rel from row of res, whose first columns are
- * retrieved_attrs and whose nextra further columns are not part of it;
- * columns not retrieved are NULL.  With apply_masks, masked columns get
- * their masked value.  Allocated in the current memory context.
+ * A tuple of tupdesc from row of res, whose first columns are
+ * retrieved_attrs (attnums of relation relname) and whose nextra further
+ * columns are not part of it.  Retrieved column i goes to tuple column
+ * slot_pos[i] (attnum - 1 when slot_pos is NULL); the others are NULL.
+ * With apply_masks, masked columns (masks by attnum) get their masked
+ * value.  Allocated in the current memory context.
  */
 static HeapTuple
-make_tuple(PGresult *res, int row, Relation rel, AttInMetadata *attinmeta,
-		   List *retrieved_attrs, int nextra, const char *masks,
-		   bool apply_masks)
+make_tuple(PGresult *res, int row, TupleDesc tupdesc, const char *relname,
+		   AttInMetadata *attinmeta, List *retrieved_attrs, const int *slot_pos,
+		   int nextra, const char *masks, bool apply_masks)
 {
-	TupleDesc	tupdesc = RelationGetDescr(rel);
 	Datum	   *values = palloc0(sizeof(Datum) * Max(tupdesc->natts, 1));
 	bool	   *nulls = palloc(sizeof(bool) * Max(tupdesc->natts, 1));
 	ListCell   *lc;
@@ -411,230 +401,29 @@ make_tuple(PGresult *res, int row, Relation rel, AttInMetadata *attinmeta,
 		ereport(ERROR,
 				(errcode(ERRCODE_FDW_INVALID_COLUMN_NUMBER),
 				 errmsg("clinic database returned %d columns for \"%s\", expected %d",
-						PQnfields(res), RelationGetRelationName(rel),
+						PQnfields(res), relname,
 						Max(list_length(retrieved_attrs), 1) + nextra)));
 	foreach(lc, retrieved_attrs)
 	{
 		int			attnum = lfirst_int(lc);
+		int			pos = slot_pos ? slot_pos[i] : attnum - 1;
 		char	   *v = PQgetisnull(res, row, i) ? NULL : PQgetvalue(res, row, i);
 
 		if (apply_masks && masks[attnum - 1] != MASK_NONE)
 			v = mask_value(v, masks[attnum - 1]);
-		values[attnum - 1] = InputFunctionCall(&attinmeta->attinfuncs[attnum - 1], v,
-											   attinmeta->attioparams[attnum - 1],
-											   attinmeta->atttypmods[attnum - 1]);
-		nulls[attnum - 1] = (v == NULL);
+		values[pos] = InputFunctionCall(&attinmeta->attinfuncs[pos], v,
+										attinmeta->attioparams[pos],
+										attinmeta->atttypmods[pos]);
+		nulls[pos] = (v == NULL);
 		i++;
 	}
 	return heap_form_tuple(tupdesc, values, nulls);
 }
 
 /* ---------------------------------------------------------------------
- * Deparsing
+ * Deparsing of the modify statements (scans: deparse.c)
  * ---------------------------------------------------------------------
  */
-
-/* Built-in types whose comparisons may run in the clinic database. */
-static bool
-type_is_pushable(Oid type)
-{
-	switch (type)
-	{
-		case UUIDOID:
-		case TEXTOID:
-		case INT2OID:
-		case INT4OID:
-		case INT8OID:
-		case NUMERICOID:
-		case BOOLOID:
-		case DATEOID:
-		case TIMESTAMPTZOID:
-			return true;
-		default:
-			return false;
-	}
-}
-
-/* A plain unmasked column of the foreign table. */
-static bool
-var_is_pushable(Node *node, RelOptInfo *baserel, const char *masks)
-{
-	Var		   *var = (Var *) node;
-
-	if (!IsA(node, Var))
-		return false;
-	return var->varno == baserel->relid && var->varlevelsup == 0 &&
-		var->varattno > 0 && masks[var->varattno - 1] == MASK_NONE &&
-		type_is_pushable(var->vartype) &&
-		(!OidIsValid(var->varcollid) || var->varcollid == DEFAULT_COLLATION_OID);
-}
-
-/* A non-NULL constant or a parameter of a pushable type. */
-static bool
-value_is_pushable(Node *node)
-{
-	if (IsA(node, Const))
-		return !((Const *) node)->constisnull &&
-			type_is_pushable(((Const *) node)->consttype);
-	if (IsA(node, Param))
-		return type_is_pushable(((Param *) node)->paramtype);
-	return false;
-}
-
-/*
- * Whether a restriction clause can run in the clinic database: Var op
- * Const|Param (either side) with a built-in immutable btree comparison,
- * Var IS [NOT] NULL, and a boolean Var or its negation, all on unmasked
- * columns of built-in types with the default collation.
- */
-static bool
-clause_is_pushable(Expr *clause, RelOptInfo *baserel, const char *masks)
-{
-	switch (nodeTag(clause))
-	{
-		case T_Var:
-			return var_is_pushable((Node *) clause, baserel, masks) &&
-				((Var *) clause)->vartype == BOOLOID;
-		case T_BoolExpr:
-			{
-				BoolExpr   *b = (BoolExpr *) clause;
-
-				return b->boolop == NOT_EXPR && list_length(b->args) == 1 &&
-					var_is_pushable(linitial(b->args), baserel, masks) &&
-					((Var *) linitial(b->args))->vartype == BOOLOID;
-			}
-		case T_NullTest:
-			{
-				NullTest   *nt = (NullTest *) clause;
-
-				return !nt->argisrow &&
-					var_is_pushable((Node *) nt->arg, baserel, masks);
-			}
-		case T_OpExpr:
-			{
-				OpExpr	   *op = (OpExpr *) clause;
-				Node	   *l;
-				Node	   *r;
-				char	   *name;
-
-				if (list_length(op->args) != 2 || op->opno >= FirstNormalObjectId)
-					return false;
-				if (OidIsValid(op->inputcollid) &&
-					op->inputcollid != DEFAULT_COLLATION_OID)
-					return false;
-				if (func_volatile(op->opfuncid) != PROVOLATILE_IMMUTABLE)
-					return false;
-				name = get_opname(op->opno);
-				if (name == NULL ||
-					(strcmp(name, "=") != 0 && strcmp(name, "<>") != 0 &&
-					 strcmp(name, "<") != 0 && strcmp(name, "<=") != 0 &&
-					 strcmp(name, ">") != 0 && strcmp(name, ">=") != 0))
-					return false;
-				l = linitial(op->args);
-				r = lsecond(op->args);
-				return (var_is_pushable(l, baserel, masks) && value_is_pushable(r)) ||
-					(value_is_pushable(l) && var_is_pushable(r, baserel, masks));
-			}
-		default:
-			return false;
-	}
-}
-
-static void
-deparse_expr(Node *node, DeparseCtx *ctx)
-{
-	StringInfo	buf = ctx->buf;
-
-	switch (nodeTag(node))
-	{
-		case T_Var:
-			appendStringInfoString(buf,
-								   quote_identifier(get_attname(ctx->relid,
-																((Var *) node)->varattno,
-																false)));
-			break;
-		case T_Const:
-			{
-				Const	   *c = (Const *) node;
-				Oid			typout;
-				bool		isvarlena;
-				int			nestlevel;
-				char	   *v;
-
-				getTypeOutputInfo(c->consttype, &typout, &isvarlena);
-				nestlevel = set_transmission_modes();
-				v = OidOutputFunctionCall(typout, c->constvalue);
-				reset_transmission_modes(nestlevel);
-				appendStringInfo(buf, "%s::%s", quote_literal_cstr(v),
-								 format_type_be_qualified(c->consttype));
-			}
-			break;
-		case T_Param:
-			{
-				ListCell   *lc;
-				int			n = 0;
-				int			i = 1;
-
-				foreach(lc, *ctx->params)
-				{
-					if (equal(node, lfirst(lc)))
-					{
-						n = i;
-						break;
-					}
-					i++;
-				}
-				if (n == 0)
-				{
-					*ctx->params = lappend(*ctx->params, node);
-					n = list_length(*ctx->params);
-				}
-				appendStringInfo(buf, "$%d::%s", n,
-								 format_type_be_qualified(((Param *) node)->paramtype));
-			}
-			break;
-		case T_OpExpr:
-			{
-				OpExpr	   *op = (OpExpr *) node;
-
-				appendStringInfoChar(buf, '(');
-				deparse_expr(linitial(op->args), ctx);
-				appendStringInfo(buf, " %s ", get_opname(op->opno));
-				deparse_expr(lsecond(op->args), ctx);
-				appendStringInfoChar(buf, ')');
-			}
-			break;
-		case T_NullTest:
-			{
-				NullTest   *nt = (NullTest *) node;
-
-				appendStringInfoChar(buf, '(');
-				deparse_expr((Node *) nt->arg, ctx);
-				appendStringInfoString(buf, nt->nulltesttype == IS_NULL ?
-									   " IS NULL)" : " IS NOT NULL)");
-			}
-			break;
-		case T_BoolExpr:
-			appendStringInfoString(buf, "(NOT ");
-			deparse_expr(linitial(((BoolExpr *) node)->args), ctx);
-			appendStringInfoChar(buf, ')');
-			break;
-		default:
-			elog(ERROR, "unsupported expression type for deparse: %d",
-				 (int) nodeTag(node));
-	}
-}
-
-/* "public.<table>" */
-static void
-deparse_table(StringInfo buf, Oid relid)
-{
-	char	   *table_name;
-	bool		soft_delete;
-
-	table_options(relid, &table_name, &soft_delete);
-	appendStringInfo(buf, "public.%s", quote_identifier(table_name));
-}
 
 /*
  * The column list of every column of rel, each qualified by alias unless it
@@ -674,6 +463,52 @@ deparse_all_columns(StringInfo buf, Relation rel, const char *alias,
  * ---------------------------------------------------------------------
  */
 
+/*
+ * Whether a restriction clause may run in the clinic database.  On a
+ * soft-deleting table (and above a caller's own security barrier) it must
+ * also be unable to fail or leak on a row it should not see: the clinic may
+ * evaluate it before (deleted_at IS NULL).
+ */
+static bool
+restriction_is_shippable(RestrictInfo *ri, RelOptInfo *baserel,
+						 FdwRelInfo *fpinfo)
+{
+	bool		leak_check = fpinfo->soft_delete ||
+		(ri->security_level > baserel->baserestrict_min_security && !ri->leakproof);
+
+	return deparse_is_shippable(ri->clause, baserel, fpinfo->cols, leak_check);
+}
+
+/*
+ * Whether a remote clause is "id = value": the scan returns at most one row
+ * (id is the primary key of every clinic table), so it needs no cursor.
+ */
+static bool
+clause_is_id_lookup(Expr *clause, Index varno, Oid relid)
+{
+	OpExpr	   *op = (OpExpr *) clause;
+	char	   *name;
+	int			i;
+
+	if (!IsA(clause, OpExpr) || list_length(op->args) != 2)
+		return false;
+	name = get_opname(op->opno);
+	if (name == NULL || strcmp(name, "=") != 0)
+		return false;
+	for (i = 0; i < 2; i++)
+	{
+		Node	   *a = list_nth(op->args, i);
+		Node	   *b = list_nth(op->args, 1 - i);
+
+		if (IsA(a, Var) && ((Var *) a)->varno == varno &&
+			((Var *) a)->varattno > 0 &&
+			strcmp(get_attname(relid, ((Var *) a)->varattno, false), "id") == 0 &&
+			!contain_var_clause(b))
+			return true;
+	}
+	return false;
+}
+
 static void
 fdwGetForeignRelSize(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntableid)
 {
@@ -681,18 +516,25 @@ fdwGetForeignRelSize(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntableid)
 	Relation	rel;
 	ListCell   *lc;
 	Selectivity sel;
+	char	   *table_name;
 
 	baserel->fdw_private = fpinfo;
+	fpinfo->relid = foreigntableid;
+	table_options(foreigntableid, &table_name, &fpinfo->soft_delete);
 	rel = table_open(foreigntableid, NoLock);
-	fpinfo->masks = column_masks(rel);
+	fpinfo->cols = deparse_columns(rel);
 	table_close(rel, NoLock);
 
 	foreach(lc, baserel->baserestrictinfo)
 	{
 		RestrictInfo *ri = lfirst_node(RestrictInfo, lc);
 
-		if (clause_is_pushable(ri->clause, baserel, fpinfo->masks))
+		if (restriction_is_shippable(ri, baserel, fpinfo))
+		{
 			fpinfo->remote_conds = lappend(fpinfo->remote_conds, ri);
+			if (clause_is_id_lookup(ri->clause, baserel->relid, foreigntableid))
+				fpinfo->id_lookup = true;
+		}
 		else
 			fpinfo->local_conds = lappend(fpinfo->local_conds, ri);
 	}
@@ -709,12 +551,13 @@ fdwGetForeignRelSize(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntableid)
 	sel = clauselist_selectivity(root, baserel->baserestrictinfo, 0,
 								 JOIN_INNER, NULL);
 	baserel->tuples = FDW_ROWS_GUESS;
-	baserel->rows = clamp_row_est(FDW_ROWS_GUESS * sel);
+	baserel->rows = fpinfo->id_lookup ? 1 : clamp_row_est(FDW_ROWS_GUESS * sel);
 }
 
 static void
 fdwGetForeignPaths(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntableid)
 {
+	FdwRelInfo *fpinfo = (FdwRelInfo *) baserel->fdw_private;
 	Cost		startup = FDW_STARTUP_COST;
 	Cost		total = startup + baserel->rows * FDW_ROW_COST;
 
@@ -722,96 +565,252 @@ fdwGetForeignPaths(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntableid)
 			 create_foreignscan_path(root, baserel, NULL, baserel->rows,
 									 startup, total, NIL,
 									 baserel->lateral_relids, NULL, NIL));
+
+	/* The same scan sorted by the clinic, when the query wants an order. */
+	if (root->query_pathkeys != NIL &&
+		deparse_order_by(NULL, root->query_pathkeys, baserel, fpinfo->cols, NULL))
+	{
+		Cost		sorted = total + baserel->rows * FDW_ROW_COST * 0.2;
+
+		add_path(baserel, (Path *)
+				 create_foreignscan_path(root, baserel, NULL, baserel->rows,
+										 startup, sorted, root->query_pathkeys,
+										 baserel->lateral_relids, NULL, NIL));
+	}
 }
 
+/*
+ * The foreign base relation a final upper path may be pushed onto: the
+ * query's only relation, one of ours, with no grouping, aggregate, window,
+ * DISTINCT, set operation, row lock or set-returning target; NULL if none.
+ */
+static RelOptInfo *
+final_scan_rel(PlannerInfo *root)
+{
+	Query	   *parse = root->parse;
+	RelOptInfo *baserel;
+	int			relid;
+
+	if (parse->commandType != CMD_SELECT || parse->rowMarks != NIL ||
+		parse->hasTargetSRFs || parse->hasAggs || parse->hasWindowFuncs ||
+		parse->groupClause != NIL || parse->groupingSets != NIL ||
+		parse->havingQual != NULL || parse->distinctClause != NIL ||
+		parse->setOperations != NULL || parse->limitOption == LIMIT_OPTION_WITH_TIES)
+		return NULL;
+	if (bms_membership(root->all_baserels) != BMS_SINGLETON)
+		return NULL;
+	relid = bms_singleton_member(root->all_baserels);
+	baserel = find_base_rel(root, relid);
+	if (baserel->reloptkind != RELOPT_BASEREL || baserel->fdw_private == NULL ||
+		baserel->fdwroutine == NULL ||
+		baserel->fdwroutine->GetForeignUpperPaths != fdwGetForeignUpperPaths)
+		return NULL;
+	return baserel;
+}
+
+/* A LIMIT or OFFSET the clinic computes the same: a constant or a parameter. */
+static bool
+limit_is_shippable(Node *node)
+{
+	if (node == NULL)
+		return true;
+	if (IsA(node, Const))
+		return ((Const *) node)->consttype == INT8OID;
+	if (IsA(node, Param))
+		return ((Param *) node)->paramtype == INT8OID &&
+			(((Param *) node)->paramkind == PARAM_EXTERN ||
+			 ((Param *) node)->paramkind == PARAM_EXEC);
+	return false;
+}
+
+/* A LIMIT or OFFSET value: a bare number, NULL (ALL) or a parameter. */
+static void
+deparse_limit(StringInfo buf, Node *node, const DeparseColumns *cols, List **params)
+{
+	if (IsA(node, Const) && ((Const *) node)->constisnull)
+		appendStringInfoString(buf, "NULL");
+	else if (IsA(node, Const))
+		appendStringInfo(buf, INT64_FORMAT, DatumGetInt64(((Const *) node)->constvalue));
+	else
+		deparse_expr(buf, (Expr *) node, cols, params);
+}
+
+/*
+ * LIMIT / OFFSET pushdown: a final path doing the scan, its order and its
+ * limit in the clinic database, when every clause and sort key is shipped.
+ */
+static void
+fdwGetForeignUpperPaths(PlannerInfo *root, UpperRelationKind stage,
+						RelOptInfo *input_rel, RelOptInfo *output_rel,
+						void *extra)
+{
+	FinalPathExtraData *fextra = (FinalPathExtraData *) extra;
+	RelOptInfo *baserel;
+	FdwRelInfo *fpinfo;
+	Query	   *parse = root->parse;
+	double		rows;
+	Cost		startup = FDW_STARTUP_COST;
+	ForeignPath *path;
+
+	if (stage != UPPERREL_FINAL || !fextra->limit_needed)
+		return;
+	baserel = final_scan_rel(root);
+	if (baserel == NULL)
+		return;
+	fpinfo = (FdwRelInfo *) baserel->fdw_private;
+	if (fpinfo->local_conds != NIL || baserel->lateral_relids != NULL ||
+		bms_is_member(0 - FirstLowInvalidHeapAttributeNumber, fpinfo->attrs_used))
+		return;
+	if (!limit_is_shippable(parse->limitCount) || !limit_is_shippable(parse->limitOffset))
+		return;
+	if (root->sort_pathkeys != NIL &&
+		!deparse_order_by(NULL, root->sort_pathkeys, baserel, fpinfo->cols, NULL))
+		return;
+	if (parse->sortClause != NIL && root->sort_pathkeys == NIL)
+		return;
+
+	/* as the local Limit would estimate it: 10% when the count is unknown */
+	rows = baserel->rows;
+	if (fextra->count_est > 0)
+		rows = Min(rows, (double) fextra->count_est);
+	else
+		rows = rows * 0.1;
+	rows = clamp_row_est(rows);
+
+	/* fewer rows cross the connection than under a local Limit */
+	path = create_foreign_upper_path(root, output_rel,
+									 root->upper_targets[UPPERREL_FINAL],
+									 rows, startup,
+									 startup + rows * FDW_ROW_COST * 0.9,
+									 root->sort_pathkeys, NULL,
+									 list_make1(makeInteger(1)));
+	add_path(output_rel, (Path *) path);
+}
+
+/*
+ * fdw_private of a scan: the remote SELECT, the attnums of its columns, and
+ * the most rows it can return (the LIMIT plus OFFSET, 1 for a lookup by
+ * id, -1 when unknown): a scan that fits in one batch runs without cursor.
+ *
+ * A final upper path (LIMIT pushed down) has no scan relation of its own:
+ * its fdw_scan_tlist lists the fetched columns as Vars of the base relation,
+ * in the order of the remote SELECT.
+ */
 static ForeignScan *
-fdwGetForeignPlan(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntableid,
+fdwGetForeignPlan(PlannerInfo *root, RelOptInfo *foreignrel, Oid foreigntableid,
 				  ForeignPath *best_path, List *tlist, List *scan_clauses,
 				  Plan *outer_plan)
 {
+	bool		is_final = foreignrel->reloptkind == RELOPT_UPPER_REL;
+	RelOptInfo *baserel = is_final ? final_scan_rel(root) : foreignrel;
 	FdwRelInfo *fpinfo = (FdwRelInfo *) baserel->fdw_private;
 	List	   *remote_exprs = NIL;
 	List	   *local_exprs = NIL;
 	List	   *params = NIL;
 	List	   *retrieved_attrs = NIL;
+	List	   *scan_tlist = NIL;
+	List	   *pathkeys = best_path->path.pathkeys;
 	StringInfoData buf;
-	DeparseCtx	ctx;
 	Relation	rel;
-	TupleDesc	tupdesc;
-	bool		wholerow;
-	bool		first = true;
 	ListCell   *lc;
-	int			i;
+	int			bound = fpinfo->id_lookup ? 1 : -1;
+	Index		scan_relid = is_final ? 0 : baserel->relid;
 
-	foreach(lc, scan_clauses)
+	if (is_final)
 	{
-		RestrictInfo *ri = lfirst_node(RestrictInfo, lc);
-
-		if (ri->pseudoconstant)
-			continue;
-		if (list_member_ptr(fpinfo->remote_conds, ri))
-			remote_exprs = lappend(remote_exprs, ri->clause);
-		else if (list_member_ptr(fpinfo->local_conds, ri))
-			local_exprs = lappend(local_exprs, ri->clause);
-		else if (clause_is_pushable(ri->clause, baserel, fpinfo->masks))
-			remote_exprs = lappend(remote_exprs, ri->clause);
-		else
+		/* every clause was shipped: checked by fdwGetForeignUpperPaths */
+		foreach(lc, fpinfo->remote_conds)
+			remote_exprs = lappend(remote_exprs, lfirst_node(RestrictInfo, lc)->clause);
+	}
+	else
+	{
+		foreach(lc, scan_clauses)
 		{
-			local_exprs = lappend(local_exprs, ri->clause);
-			pull_varattnos((Node *) ri->clause, baserel->relid,
-						   &fpinfo->attrs_used);
+			RestrictInfo *ri = lfirst_node(RestrictInfo, lc);
+
+			if (ri->pseudoconstant)
+				continue;
+			if (list_member_ptr(fpinfo->remote_conds, ri))
+				remote_exprs = lappend(remote_exprs, ri->clause);
+			else if (list_member_ptr(fpinfo->local_conds, ri))
+				local_exprs = lappend(local_exprs, ri->clause);
+			else if (restriction_is_shippable(ri, baserel, fpinfo))
+				remote_exprs = lappend(remote_exprs, ri->clause);
+			else
+			{
+				local_exprs = lappend(local_exprs, ri->clause);
+				pull_varattnos((Node *) ri->clause, baserel->relid,
+							   &fpinfo->attrs_used);
+			}
 		}
 	}
 
 	initStringInfo(&buf);
-	appendStringInfoString(&buf, "SELECT ");
-	rel = table_open(foreigntableid, NoLock);
-	tupdesc = RelationGetDescr(rel);
-	wholerow = bms_is_member(0 - FirstLowInvalidHeapAttributeNumber,
-							 fpinfo->attrs_used);
-	for (i = 0; i < tupdesc->natts; i++)
+	rel = table_open(fpinfo->relid, NoLock);
+	deparse_select(&buf, rel, fpinfo->attrs_used, remote_exprs,
+				   fpinfo->soft_delete, fpinfo->cols, &retrieved_attrs, &params);
+	if (is_final)
 	{
-		Form_pg_attribute att = TupleDescAttr(tupdesc, i);
+		TupleDesc	tupdesc = RelationGetDescr(rel);
+		int			resno = 1;
 
-		if (att->attisdropped)
-			continue;
-		if (!wholerow &&
-			!bms_is_member(i + 1 - FirstLowInvalidHeapAttributeNumber,
-						   fpinfo->attrs_used))
-			continue;
-		if (!first)
-			appendStringInfoString(&buf, ", ");
-		first = false;
-		appendStringInfoString(&buf, quote_identifier(NameStr(att->attname)));
-		retrieved_attrs = lappend_int(retrieved_attrs, i + 1);
+		foreach(lc, retrieved_attrs)
+		{
+			Form_pg_attribute att = TupleDescAttr(tupdesc, lfirst_int(lc) - 1);
+
+			scan_tlist = lappend(scan_tlist,
+								 makeTargetEntry((Expr *) makeVar(baserel->relid,
+																  lfirst_int(lc),
+																  att->atttypid,
+																  att->atttypmod,
+																  att->attcollation, 0),
+												 resno++, NULL, false));
+		}
 	}
 	table_close(rel, NoLock);
-	if (first)
-		appendStringInfoString(&buf, "NULL");
 
-	appendStringInfoString(&buf, " FROM ");
-	deparse_table(&buf, foreigntableid);
+	if (pathkeys != NIL &&
+		!deparse_order_by(&buf, pathkeys, baserel, fpinfo->cols, &params))
+		elog(ERROR, "could not deparse the sort keys of a foreign scan");
 
-	ctx.buf = &buf;
-	ctx.relid = foreigntableid;
-	ctx.params = &params;
-	first = true;
-	foreach(lc, remote_exprs)
+	if (is_final)
 	{
-		appendStringInfoString(&buf, first ? " WHERE " : " AND ");
-		first = false;
-		deparse_expr((Node *) lfirst(lc), &ctx);
+		Query	   *parse = root->parse;
+
+		if (parse->limitCount != NULL)
+		{
+			appendStringInfoString(&buf, " LIMIT ");
+			deparse_limit(&buf, parse->limitCount, fpinfo->cols, &params);
+		}
+		if (parse->limitOffset != NULL)
+		{
+			appendStringInfoString(&buf, " OFFSET ");
+			deparse_limit(&buf, parse->limitOffset, fpinfo->cols, &params);
+		}
+		if (bound < 0 && parse->limitCount != NULL && IsA(parse->limitCount, Const) &&
+			!((Const *) parse->limitCount)->constisnull &&
+			(parse->limitOffset == NULL ||
+			 (IsA(parse->limitOffset, Const) && !((Const *) parse->limitOffset)->constisnull)))
+		{
+			int64		n = DatumGetInt64(((Const *) parse->limitCount)->constvalue);
+
+			if (parse->limitOffset != NULL)
+				n += DatumGetInt64(((Const *) parse->limitOffset)->constvalue);
+			bound = (n >= 0 && n < PG_INT32_MAX) ? (int) n : -1;
+		}
 	}
 
 	/* Lock the rows an UPDATE or DELETE is going to change. */
-	if (baserel->relid == root->parse->resultRelation &&
+	if (!is_final && baserel->relid == root->parse->resultRelation &&
 		(root->parse->commandType == CMD_UPDATE ||
 		 root->parse->commandType == CMD_DELETE))
 		appendStringInfoString(&buf, " FOR UPDATE");
 
-	return make_foreignscan(tlist, local_exprs, baserel->relid, params,
-							list_make2(makeString(buf.data), retrieved_attrs),
-							NIL, remote_exprs, outer_plan);
+	return make_foreignscan(tlist, local_exprs, scan_relid, params,
+							list_make4(makeString(buf.data), retrieved_attrs,
+									   makeInteger(bound),
+									   makeInteger(strstr(buf.data, " FOR UPDATE") != NULL)),
+							scan_tlist, is_final ? NIL : remote_exprs, outer_plan);
 }
 
 /* ---------------------------------------------------------------------
@@ -826,20 +825,43 @@ fdwBeginForeignScan(ForeignScanState *node, int eflags)
 	EState	   *estate = node->ss.ps.state;
 	FdwScanState *fsstate = palloc0(sizeof(FdwScanState));
 	const TenantContext *ctx;
+	TupleDesc	tupdesc;
 	ListCell   *lc;
 	int			i;
 
 	node->fdw_state = fsstate;
 	fsstate->query = strVal(linitial(fsplan->fdw_private));
 	fsstate->retrieved_attrs = lsecond(fsplan->fdw_private);
+	fsstate->bound = intVal(lthird(fsplan->fdw_private));
+	fsstate->for_update = intVal(lfourth(fsplan->fdw_private)) != 0;
 	if (eflags & EXEC_FLAG_EXPLAIN_ONLY)
 		return;
 
-	fsstate->rel = node->ss.ss_currentRelation;
+	if (fsplan->scan.scanrelid > 0)
+		fsstate->rel = node->ss.ss_currentRelation;
+	else
+		fsstate->rel = ExecOpenScanRelation(estate,
+											bms_next_member(fsplan->fs_relids, -1),
+											eflags);
 	fsstate->conn = clinic_connect(fsstate->rel, &ctx);
 	fsstate->apply_masks = role_is_masked(ctx->role);
 	fsstate->masks = column_masks(fsstate->rel);
-	fsstate->attinmeta = TupleDescGetAttInMetadata(RelationGetDescr(fsstate->rel));
+
+	/*
+	 * The tuples built: of the relation for a base scan; of fdw_scan_tlist
+	 * (the fetched columns in order) for a pushed-down final path.
+	 */
+	tupdesc = node->ss.ss_ScanTupleSlot->tts_tupleDescriptor;
+	fsstate->tupdesc = tupdesc;
+	fsstate->attinmeta = TupleDescGetAttInMetadata(tupdesc);
+	fsstate->slot_pos = palloc0(sizeof(int) * Max(list_length(fsstate->retrieved_attrs), 1));
+	i = 0;
+	foreach(lc, fsstate->retrieved_attrs)
+	{
+		fsstate->slot_pos[i] = fsplan->scan.scanrelid > 0 ? lfirst_int(lc) - 1 : i;
+		i++;
+	}
+
 	fsstate->cursor_number = ++cursor_counter;
 	fsstate->batch_cxt = AllocSetContextCreate(estate->es_query_cxt,
 											   "medpro_fdw batch",
@@ -865,67 +887,38 @@ fdwBeginForeignScan(ForeignScanState *node, int eflags)
 	}
 }
 
-/* DECLARE the cursor, with the parameters' current values. */
+/* The text values of the remote parameters, from their current values. */
 static void
-create_cursor(ForeignScanState *node)
+compute_params(ForeignScanState *node)
 {
 	FdwScanState *fsstate = (FdwScanState *) node->fdw_state;
 	ExprContext *econtext = node->ss.ps.ps_ExprContext;
-	StringInfoData sql;
-	PGresult   *res;
+	MemoryContext oldcxt;
+	int			nestlevel;
+	ListCell   *lc;
+	int			i = 0;
 
-	if (fsstate->num_params > 0)
+	if (fsstate->num_params == 0)
+		return;
+	oldcxt = MemoryContextSwitchTo(econtext->ecxt_per_tuple_memory);
+	nestlevel = set_transmission_modes();
+	foreach(lc, fsstate->param_exprs)
 	{
-		MemoryContext oldcxt = MemoryContextSwitchTo(econtext->ecxt_per_tuple_memory);
-		int			nestlevel = set_transmission_modes();
-		ListCell   *lc;
-		int			i = 0;
+		bool		isnull;
+		Datum		v = ExecEvalExpr((ExprState *) lfirst(lc), econtext, &isnull);
 
-		foreach(lc, fsstate->param_exprs)
-		{
-			bool		isnull;
-			Datum		v = ExecEvalExpr((ExprState *) lfirst(lc), econtext, &isnull);
-
-			fsstate->param_values[i] = isnull ? NULL :
-				OutputFunctionCall(&fsstate->param_flinfo[i], v);
-			i++;
-		}
-		reset_transmission_modes(nestlevel);
-		MemoryContextSwitchTo(oldcxt);
+		fsstate->param_values[i] = isnull ? NULL :
+			OutputFunctionCall(&fsstate->param_flinfo[i], v);
+		i++;
 	}
-
-	initStringInfo(&sql);
-	appendStringInfo(&sql, "DECLARE medpro_c%u NO SCROLL CURSOR FOR %s",
-					 fsstate->cursor_number, fsstate->query);
-	res = remote_clinic_exec(fsstate->conn, sql.data, fsstate->num_params,
-							 fsstate->param_values);
-	PQclear(res);
-	pfree(sql.data);
-
-	fsstate->cursor_exists = true;
-	fsstate->eof_reached = false;
-	fsstate->num_tuples = 0;
-	fsstate->next_tuple = 0;
+	reset_transmission_modes(nestlevel);
+	MemoryContextSwitchTo(oldcxt);
 }
 
-/* FETCH the next batch into fsstate->tuples. */
+/* Convert the rows of res into fsstate->tuples (in the batch context). */
 static void
-fetch_more(ForeignScanState *node)
+store_batch(FdwScanState *fsstate, PGresult *res)
 {
-	FdwScanState *fsstate = (FdwScanState *) node->fdw_state;
-	PGresult   *volatile res = NULL;
-	MemoryContext oldcxt;
-	char		sql[64];
-
-	MemoryContextReset(fsstate->batch_cxt);
-	oldcxt = MemoryContextSwitchTo(fsstate->batch_cxt);
-	fsstate->tuples = NULL;
-	fsstate->num_tuples = 0;
-	fsstate->next_tuple = 0;
-
-	snprintf(sql, sizeof(sql), "FETCH %d FROM medpro_c%u",
-			 medpro_fetch_size, fsstate->cursor_number);
-	res = remote_clinic_exec(fsstate->conn, sql, 0, NULL);
 	PG_TRY();
 	{
 		int			n = PQntuples(res);
@@ -933,29 +926,115 @@ fetch_more(ForeignScanState *node)
 
 		fsstate->tuples = palloc0(sizeof(HeapTuple) * Max(n, 1));
 		for (i = 0; i < n; i++)
-			fsstate->tuples[i] = make_tuple(res, i, fsstate->rel,
+			fsstate->tuples[i] = make_tuple(res, i, fsstate->tupdesc,
+											RelationGetRelationName(fsstate->rel),
 											fsstate->attinmeta,
-											fsstate->retrieved_attrs, 0,
+											fsstate->retrieved_attrs,
+											fsstate->slot_pos, 0,
 											fsstate->masks,
 											fsstate->apply_masks);
 		fsstate->num_tuples = n;
-		fsstate->eof_reached = (n < medpro_fetch_size);
+		fsstate->rows_fetched += n;
 	}
 	PG_FINALLY();
 	{
 		PQclear(res);
 	}
 	PG_END_TRY();
+}
+
+static void
+reset_batch(FdwScanState *fsstate)
+{
+	MemoryContextReset(fsstate->batch_cxt);
+	fsstate->tuples = NULL;
+	fsstate->num_tuples = 0;
+	fsstate->next_tuple = 0;
+}
+
+/*
+ * Start the remote query.  A scan that returns at most one batch (a lookup
+ * by id, a LIMIT within medpro.fetch_size) runs the SELECT itself, as a
+ * statement prepared once per connection; any other declares a cursor and
+ * fetches its first batch in the same round trip.
+ */
+static void
+start_scan(ForeignScanState *node)
+{
+	FdwScanState *fsstate = (FdwScanState *) node->fdw_state;
+	MemoryContext oldcxt;
+	PGresult   *res;
+
+	compute_params(node);
+	reset_batch(fsstate);
+	oldcxt = MemoryContextSwitchTo(fsstate->batch_cxt);
+	if (fsstate->bound >= 0 && fsstate->bound <= medpro_fetch_size)
+	{
+		RemoteStmt	stmt = {fsstate->query, fsstate->num_params,
+			fsstate->param_values, true};
+
+		res = remote_clinic_run(fsstate->conn, &stmt, 1, !fsstate->for_update);
+		fsstate->eof_reached = true;
+	}
+	else
+	{
+		RemoteStmt	stmts[2];
+		char		fetch[64];
+		int			n;
+
+		fsstate->declare = psprintf("DECLARE medpro_c%u NO SCROLL CURSOR FOR %s",
+									fsstate->cursor_number, fsstate->query);
+		snprintf(fetch, sizeof(fetch), "FETCH %d FROM medpro_c%u",
+				 medpro_fetch_size, fsstate->cursor_number);
+		stmts[0].sql = fsstate->declare;
+		stmts[0].nparams = fsstate->num_params;
+		stmts[0].values = fsstate->param_values;
+		stmts[0].prepare = false;
+		stmts[1].sql = fetch;
+		stmts[1].nparams = 0;
+		stmts[1].values = NULL;
+		stmts[1].prepare = false;
+		res = remote_clinic_run(fsstate->conn, stmts, 2, !fsstate->for_update);
+		fsstate->cursor_exists = true;
+		n = PQntuples(res);
+		fsstate->eof_reached = (n < medpro_fetch_size);
+	}
+	store_batch(fsstate, res);
+	MemoryContextSwitchTo(oldcxt);
+	fsstate->started = true;
+}
+
+/* FETCH the next batch into fsstate->tuples. */
+static void
+fetch_more(ForeignScanState *node)
+{
+	FdwScanState *fsstate = (FdwScanState *) node->fdw_state;
+	MemoryContext oldcxt;
+	PGresult   *res;
+	char		sql[64];
+	RemoteStmt	stmt = {sql, 0, NULL, false};
+
+	reset_batch(fsstate);
+	oldcxt = MemoryContextSwitchTo(fsstate->batch_cxt);
+	snprintf(sql, sizeof(sql), "FETCH %d FROM medpro_c%u",
+			 medpro_fetch_size, fsstate->cursor_number);
+	res = remote_clinic_run(fsstate->conn, &stmt, 1, !fsstate->for_update);
+	fsstate->eof_reached = (PQntuples(res) < medpro_fetch_size);
+	store_batch(fsstate, res);
 	MemoryContextSwitchTo(oldcxt);
 }
 
+/*
+ * Close the cursor: sent with the next statement on the connection (the
+ * end of the remote transaction closes it anyway).
+ */
 static void
 close_cursor(FdwScanState *fsstate)
 {
 	char		sql[64];
 
 	snprintf(sql, sizeof(sql), "CLOSE medpro_c%u", fsstate->cursor_number);
-	PQclear(remote_clinic_exec(fsstate->conn, sql, 0, NULL));
+	remote_clinic_defer(fsstate->conn, sql);
 	fsstate->cursor_exists = false;
 }
 
@@ -965,8 +1044,8 @@ fdwIterateForeignScan(ForeignScanState *node)
 	FdwScanState *fsstate = (FdwScanState *) node->fdw_state;
 	TupleTableSlot *slot = node->ss.ss_ScanTupleSlot;
 
-	if (!fsstate->cursor_exists)
-		create_cursor(node);
+	if (!fsstate->started)
+		start_scan(node);
 	if (fsstate->next_tuple >= fsstate->num_tuples)
 	{
 		if (!fsstate->eof_reached)
@@ -979,8 +1058,8 @@ fdwIterateForeignScan(ForeignScanState *node)
 }
 
 /*
- * A rescan closes the cursor; the next fetch declares it again with the
- * parameters' new values.  (The cursor is NO SCROLL, so it cannot rewind.)
+ * A rescan closes the cursor and starts again with the parameters' new
+ * values, under a new cursor name.  (The cursor is NO SCROLL.)
  */
 static void
 fdwReScanForeignScan(ForeignScanState *node)
@@ -989,8 +1068,9 @@ fdwReScanForeignScan(ForeignScanState *node)
 
 	if (fsstate->cursor_exists)
 		close_cursor(fsstate);
-	fsstate->num_tuples = 0;
-	fsstate->next_tuple = 0;
+	fsstate->cursor_number = ++cursor_counter;
+	fsstate->started = false;
+	reset_batch(fsstate);
 	fsstate->eof_reached = false;
 }
 
@@ -1007,10 +1087,13 @@ static void
 fdwExplainForeignScan(ForeignScanState *node, ExplainState *es)
 {
 	ForeignScan *fsplan = (ForeignScan *) node->ss.ps.plan;
+	FdwScanState *fsstate = (FdwScanState *) node->fdw_state;
 
 	if (es->verbose)
 		ExplainPropertyText("Remote SQL",
 							strVal(linitial(fsplan->fdw_private)), es);
+	if (es->analyze && fsstate != NULL)
+		ExplainPropertyInteger("Rows Fetched", NULL, fsstate->rows_fetched, es);
 }
 
 /* ---------------------------------------------------------------------
@@ -1475,8 +1558,8 @@ finish_modify(FdwModifyState *fmstate, PGresult *res, TupleTableSlot *slot)
 			int			i = 0;
 
 			found = true;
-			tup = make_tuple(res, 0, fmstate->rel, fmstate->attinmeta,
-							 fmstate->retrieved_attrs,
+			tup = make_tuple(res, 0, tupdesc, RelationGetRelationName(fmstate->rel),
+							 fmstate->attinmeta, fmstate->retrieved_attrs, NULL,
 							 list_length(fmstate->old_attrs),
 							 fmstate->masks, fmstate->apply_masks);
 			ExecForceStoreHeapTuple(tup, slot, false);
@@ -1614,6 +1697,7 @@ medpro_fdw_handler(PG_FUNCTION_ARGS)
 	r->ReScanForeignScan = fdwReScanForeignScan;
 	r->EndForeignScan = fdwEndForeignScan;
 	r->ExplainForeignScan = fdwExplainForeignScan;
+	r->GetForeignUpperPaths = fdwGetForeignUpperPaths;
 
 	r->AddForeignUpdateTargets = fdwAddForeignUpdateTargets;
 	r->PlanForeignModify = fdwPlanForeignModify;

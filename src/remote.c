@@ -58,6 +58,7 @@
 #include "storage/procsignal.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
+#include "common/hashfn.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/timestamp.h"
@@ -942,6 +943,10 @@ loopback_notice_receiver(void *arg, const PGresult *res)
 /* Milliseconds an abort-time ROLLBACK may take before the connection is dropped. */
 #define CLINIC_CLEANUP_TIMEOUT_MS	5000
 
+/* Statements deferred, and prepared, per connection at most. */
+#define CLINIC_MAX_DEFERRED			8
+#define CLINIC_MAX_PREPARED			64
+
 /* Length of medpro.clinics.status values kept in ClinicRoute. */
 #define CLINIC_STATUS_LEN			16
 
@@ -967,6 +972,28 @@ typedef struct ClinicConn
 
 	/* Close when the local transaction ends (remote_clinic_disconnect_all). */
 	bool		close_at_end;
+
+	/*
+	 * How many of the xact_depth levels are open on the remote: the remote
+	 * transaction and its savepoints are sent with the first statement that
+	 * needs them, in the same round trip (clinic_pipeline).
+	 */
+	int			sent_depth;
+
+	/* A statement that may write (or lock) ran in this remote transaction. */
+	bool		wrote;
+
+	/* A read-only transaction's COMMIT was sent; its result is unread. */
+	bool		commit_pending;
+
+	/* Statements sent before the next one (CLOSE of finished cursors). */
+	int			ndeferred;
+	char		deferred[CLINIC_MAX_DEFERRED][64];
+
+	/* Statements prepared on this connection: medpro_p<i> is prepared[i]. */
+	int			nprepared;
+	char	   *prepared[CLINIC_MAX_PREPARED];
+	uint32		prepared_hash[CLINIC_MAX_PREPARED];
 
 	TimestampTz last_used;
 } ClinicConn;
@@ -1011,6 +1038,10 @@ static ClinicConn *clinic_conn_find(const PGconn *conn);
 static void clinic_begin_remote_xact(ClinicConn *entry);
 static PGresult *clinic_exec(ClinicConn *entry, const char *sql, int nparams,
 							 const char *const *values);
+static PGresult *clinic_pipeline(ClinicConn *entry, const RemoteStmt *stmts,
+								 int nstmts);
+static void clinic_raise(ClinicConn *entry, PGresult *res);
+static void clinic_finish_commit(ClinicConn *entry);
 static void clinic_report_lost(ClinicConn *entry, const char *why);
 static bool clinic_abort_remote_xact(ClinicConn *entry);
 static void clinic_xact_end(bool is_abort);
@@ -1110,11 +1141,30 @@ PGresult *
 remote_clinic_exec(PGconn *conn, const char *sql, int nparams,
 				   const char *const *values)
 {
+	RemoteStmt	stmt;
+
+	stmt.sql = sql;
+	stmt.nparams = nparams;
+	stmt.values = values;
+	stmt.prepare = false;
+	return remote_clinic_run(conn, &stmt, 1, false);
+}
+
+/*
+ * remote_clinic_run
+ *		Run statements on a clinic connection in one round trip and return
+ *		the result of the last one.
+ *
+ * See remote.h for the contract.
+ */
+PGresult *
+remote_clinic_run(PGconn *conn, const RemoteStmt *stmts, int nstmts,
+				  bool read_only)
+{
 	ClinicConn *entry;
 	PGresult   *res;
 
-	Assert(sql != NULL);
-	Assert(nparams >= 0 && (nparams == 0 || values != NULL));
+	Assert(nstmts > 0);
 
 	entry = clinic_conn_find(conn);
 	if (entry == NULL)
@@ -1124,9 +1174,28 @@ remote_clinic_exec(PGconn *conn, const char *sql, int nparams,
 	if (entry->broken)
 		clinic_report_lost(entry, NULL);
 
-	res = clinic_exec(entry, sql, nparams, values);
+	if (!read_only)
+		entry->wrote = true;
+	res = clinic_pipeline(entry, stmts, nstmts);
 	entry->last_used = GetCurrentTimestamp();
 	return res;
+}
+
+/*
+ * remote_clinic_defer
+ *		Send sql (a statement without parameters that cannot fail, such as
+ *		CLOSE of a cursor) with the next statement on the connection.
+ */
+void
+remote_clinic_defer(PGconn *conn, const char *sql)
+{
+	ClinicConn *entry = clinic_conn_find(conn);
+
+	if (entry == NULL || entry != xact_conn || entry->sent_depth <= 0)
+		return;
+	/* when the list is full the end of the remote transaction does it */
+	if (entry->ndeferred < CLINIC_MAX_DEFERRED && strlen(sql) < 64)
+		strlcpy(entry->deferred[entry->ndeferred++], sql, 64);
 }
 
 /*
@@ -1191,6 +1260,7 @@ medpro_connections_internal(PG_FUNCTION_ARGS)
 		bool		alive;
 
 		*id = entry->clinic_id;
+		clinic_finish_commit(entry);
 		if (entry->xact_depth > 0)
 			alive = !entry->broken && PQstatus(entry->conn) == CONNECTION_OK;
 		else
@@ -1388,9 +1458,13 @@ clinic_conn_get(const pg_uuid_t *clinic_id, const ClinicRoute *route)
 		}
 	}
 
+	/* The previous transaction's COMMIT, if it was not waited for. */
+	if (entry != NULL)
+		clinic_finish_commit(entry);
+
 	/* Dead, not idle, or made for a database or role the clinic no longer has. */
 	if (entry != NULL &&
-		(!loopback_is_usable(entry->conn) ||
+		(entry->broken || !loopback_is_usable(entry->conn) ||
 		 strcmp(entry->db_name, route->db_name) != 0 ||
 		 strcmp(entry->db_role, route->db_role) != 0))
 	{
@@ -1577,6 +1651,9 @@ clinic_conn_close(ClinicConn *entry)
 	}
 	if (xact_conn == entry)
 		xact_conn = NULL;
+	for (i = 0; i < entry->nprepared; i++)
+		if (entry->prepared[i] != NULL)
+			pfree(entry->prepared[i]);
 	pfree(entry);
 
 	if (conn != NULL)
@@ -1618,47 +1695,244 @@ clinic_begin_remote_xact(ClinicConn *entry)
 
 	if (entry->xact_depth <= 0)
 	{
-		StringInfoData sql;
-		const char *isolation;
-
-		if (XactIsoLevel == XACT_SERIALIZABLE)
-			isolation = "SERIALIZABLE";
-		else if (XactIsoLevel == XACT_REPEATABLE_READ)
-			isolation = "REPEATABLE READ";
-		else
-			isolation = "READ COMMITTED";
-
-		initStringInfo(&sql);
-		appendStringInfo(&sql, "START TRANSACTION ISOLATION LEVEL %s%s%s; "
-						 "SET LOCAL search_path = public, pg_catalog; "
-						 "SET LOCAL datestyle = ISO; "
-						 "SET LOCAL intervalstyle = postgres; "
-						 "SET LOCAL extra_float_digits = 3; "
-						 "SET LOCAL statement_timeout = %d; "
-						 "SET LOCAL lock_timeout = %d",
-						 isolation,
-						 XactReadOnly ? " READ ONLY" : "",
-						 (XactReadOnly && XactDeferrable &&
-						  XactIsoLevel == XACT_SERIALIZABLE) ? " DEFERRABLE" : "",
-						 StatementTimeout, LockTimeout);
-
-		entry->changing_xact_state = true;
-		PQclear(clinic_exec(entry, sql.data, 0, NULL));
 		entry->xact_depth = 1;
-		entry->changing_xact_state = false;
-		pfree(sql.data);
+		entry->sent_depth = 0;
+		entry->wrote = false;
+		entry->ndeferred = 0;
 	}
+	if (entry->xact_depth < curlevel)
+		entry->xact_depth = curlevel;
+}
 
-	while (entry->xact_depth < curlevel)
-	{
-		char		sql[64];
+/* The statement that starts the remote transaction. */
+static char *
+clinic_start_sql(void)
+{
+	const char *isolation;
 
-		snprintf(sql, sizeof(sql), "SAVEPOINT s%d", entry->xact_depth + 1);
+	if (XactIsoLevel == XACT_SERIALIZABLE)
+		isolation = "SERIALIZABLE";
+	else if (XactIsoLevel == XACT_REPEATABLE_READ)
+		isolation = "REPEATABLE READ";
+	else
+		isolation = "READ COMMITTED";
+	return psprintf("START TRANSACTION ISOLATION LEVEL %s%s%s", isolation,
+					XactReadOnly ? " READ ONLY" : "",
+					(XactReadOnly && XactDeferrable &&
+					 XactIsoLevel == XACT_SERIALIZABLE) ? " DEFERRABLE" : "");
+}
+
+/* The settings of the remote transaction, as one statement. */
+static char *
+clinic_settings_sql(void)
+{
+	return psprintf("SELECT pg_catalog.set_config('search_path', 'public, pg_catalog', true), "
+					"pg_catalog.set_config('datestyle', 'ISO', true), "
+					"pg_catalog.set_config('intervalstyle', 'postgres', true), "
+					"pg_catalog.set_config('extra_float_digits', '3', true), "
+					"pg_catalog.set_config('statement_timeout', '%d', true), "
+					"pg_catalog.set_config('lock_timeout', '%d', true)",
+					StatementTimeout, LockTimeout);
+}
+
+/* What one queued command of a pipeline is. */
+typedef enum PipeKind
+{
+	PIPE_LEVEL,					/* START TRANSACTION or SAVEPOINT */
+	PIPE_OTHER,					/* settings, deferred, PREPARE */
+	PIPE_PREPARE,				/* Parse of prepared[index] */
+	PIPE_STMT					/* a caller's statement */
+} PipeKind;
+
+typedef struct PipeItem
+{
+	PipeKind	kind;
+	int			index;			/* PIPE_PREPARE, PIPE_STMT: stmt number */
+	int			slot;			/* PIPE_PREPARE: prepared[] slot */
+} PipeItem;
+
+/*
+ * clinic_pipeline
+ *		Send what the remote transaction still lacks (its start, settings,
+ *		savepoints), the deferred statements, then stmts, in one pipeline,
+ *		and wait for the results, through the latch.  Returns the last
+ *		statement's result; raises the first error (the remote one, or
+ *		08006 when the connection is lost) after reading every result.
+ *
+ * A statement with prepare set is prepared (as medpro_p<n>) the first time
+ * this connection sees its text and executed by name afterwards; prepared
+ * statements outlive transactions (they are not transactional) and die
+ * with the connection.
+ */
+static PGresult *
+clinic_pipeline(ClinicConn *entry, const RemoteStmt *stmts, int nstmts)
+{
+	PGconn	   *conn = entry->conn;
+	int			maxitems = nstmts * 2 + entry->ndeferred + entry->xact_depth + 2;
+	PipeItem   *items = palloc(sizeof(PipeItem) * maxitems);
+	char	  **newsql = palloc0(sizeof(char *) * (nstmts + 1));
+	int			nitems = 0;
+	int			nnew = 0;
+	int			level;
+	int			i;
+	bool		sent = true;
+	PGresult   *last = NULL;
+	PGresult   *error = NULL;
+	bool		lost = false;
+
+	if (PQpipelineStatus(conn) != PQ_PIPELINE_OFF || entry->commit_pending)
+		clinic_report_lost(entry, "connection in an unexpected state");
+	if (!PQenterPipelineMode(conn))
+		clinic_report_lost(entry, pchomp(PQerrorMessage(conn)));
+
+	/* the remote transaction and its savepoints */
+	if (entry->sent_depth < entry->xact_depth)
 		entry->changing_xact_state = true;
-		PQclear(clinic_exec(entry, sql, 0, NULL));
-		entry->xact_depth++;
-		entry->changing_xact_state = false;
+	if (entry->sent_depth == 0)
+	{
+		sent = sent && PQsendQueryParams(conn, clinic_start_sql(), 0, NULL, NULL,
+										 NULL, NULL, 0);
+		items[nitems].kind = PIPE_LEVEL;
+		items[nitems++].index = 0;
+		sent = sent && PQsendQueryParams(conn, clinic_settings_sql(), 0, NULL, NULL,
+										 NULL, NULL, 0);
+		items[nitems].kind = PIPE_OTHER;
+		items[nitems++].index = 0;
 	}
+	for (level = Max(entry->sent_depth, 1) + 1; level <= entry->xact_depth; level++)
+	{
+		sent = sent && PQsendQueryParams(conn, psprintf("SAVEPOINT s%d", level),
+										 0, NULL, NULL, NULL, NULL, 0);
+		items[nitems].kind = PIPE_LEVEL;
+		items[nitems++].index = 0;
+	}
+	for (i = 0; i < entry->ndeferred; i++)
+	{
+		sent = sent && PQsendQueryParams(conn, entry->deferred[i], 0, NULL, NULL,
+										 NULL, NULL, 0);
+		items[nitems].kind = PIPE_OTHER;
+		items[nitems++].index = 0;
+	}
+	entry->ndeferred = 0;
+
+	for (i = 0; i < nstmts; i++)
+	{
+		const RemoteStmt *st = &stmts[i];
+		int			slot = -1;
+
+		if (st->prepare)
+		{
+			uint32		h = hash_bytes((const unsigned char *) st->sql, (int) strlen(st->sql));
+			int			j;
+
+			for (j = 0; j < entry->nprepared; j++)
+			{
+				if (entry->prepared_hash[j] == h && strcmp(entry->prepared[j], st->sql) == 0)
+				{
+					slot = j;
+					break;
+				}
+			}
+			if (slot < 0 && entry->nprepared + nnew < CLINIC_MAX_PREPARED)
+			{
+				char		name[32];
+
+				slot = entry->nprepared + nnew++;
+				snprintf(name, sizeof(name), "medpro_p%d", slot);
+				sent = sent && PQsendPrepare(conn, name, st->sql, 0, NULL);
+				items[nitems].kind = PIPE_PREPARE;
+				items[nitems].slot = slot;
+				items[nitems++].index = i;
+				newsql[i] = (char *) st->sql;
+			}
+		}
+		if (slot >= 0)
+		{
+			char		name[32];
+
+			snprintf(name, sizeof(name), "medpro_p%d", slot);
+			sent = sent && PQsendQueryPrepared(conn, name, st->nparams, st->values,
+											   NULL, NULL, 0);
+		}
+		else
+			sent = sent && PQsendQueryParams(conn, st->sql, st->nparams, NULL,
+											 st->values, NULL, NULL, 0);
+		items[nitems].kind = PIPE_STMT;
+		items[nitems++].index = i;
+	}
+	Assert(nitems <= maxitems);
+	sent = sent && PQpipelineSync(conn);
+	if (!sent)
+		clinic_report_lost(entry, pchomp(PQerrorMessage(conn)));
+
+	/* one result (then NULL) per item, then the sync */
+	for (i = 0; i < nitems; i++)
+	{
+		PGresult   *res = libpqsrv_get_result(conn, PG_WAIT_EXTENSION);
+		PGresult   *extra;
+		ExecStatusType status = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
+		bool		ok = (status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK);
+
+		if (res == NULL && PQstatus(conn) != CONNECTION_OK)
+		{
+			lost = true;
+			break;
+		}
+		while ((extra = libpqsrv_get_result(conn, PG_WAIT_EXTENSION)) != NULL)
+			PQclear(extra);
+
+		if (ok && items[i].kind == PIPE_LEVEL)
+			entry->sent_depth = entry->sent_depth == 0 ? 1 : entry->sent_depth + 1;
+		if (ok && items[i].kind == PIPE_PREPARE)
+		{
+			MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+			int			slot = items[i].slot;
+
+			entry->prepared[slot] = pstrdup(newsql[items[i].index]);
+			entry->prepared_hash[slot] = hash_bytes((const unsigned char *) entry->prepared[slot],
+													(int) strlen(entry->prepared[slot]));
+			entry->nprepared = slot + 1;
+			MemoryContextSwitchTo(old);
+		}
+		if (!ok && error == NULL && status != PGRES_PIPELINE_ABORTED)
+		{
+			error = res;
+			continue;
+		}
+		if (items[i].kind == PIPE_STMT && i == nitems - 1 && ok)
+		{
+			last = res;
+			continue;
+		}
+		PQclear(res);
+	}
+	if (!lost)
+	{
+		PGresult   *res = libpqsrv_get_result(conn, PG_WAIT_EXTENSION);
+
+		if (res == NULL || PQresultStatus(res) != PGRES_PIPELINE_SYNC)
+			lost = true;
+		PQclear(res);
+		if (!lost && !PQexitPipelineMode(conn))
+			lost = true;
+	}
+	entry->changing_xact_state = false;
+	if (lost || PQstatus(conn) != CONNECTION_OK)
+	{
+		char	   *msg = pchomp(PQerrorMessage(conn));
+
+		PQclear(last);
+		PQclear(error);
+		clinic_report_lost(entry, msg);
+	}
+	if (error != NULL)
+	{
+		PQclear(last);
+		clinic_raise(entry, error);
+	}
+	if (last == NULL)
+		clinic_report_lost(entry, "no result");
+	return last;
 }
 
 /*
@@ -1691,6 +1965,20 @@ clinic_exec(ClinicConn *entry, const char *sql, int nparams,
 		PQclear(res);
 		clinic_report_lost(entry, msg);
 	}
+	clinic_raise(entry, res);
+	return NULL;				/* keep compiler quiet */
+}
+
+/*
+ * clinic_raise
+ *		Raise the error of a failed remote statement (res is cleared).
+ */
+static void
+clinic_raise(ClinicConn *entry, PGresult *res)
+{
+	PGconn	   *conn = entry->conn;
+	ExecStatusType status = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
+
 	if (res != NULL && (status == PGRES_COPY_IN || status == PGRES_COPY_OUT ||
 						status == PGRES_COPY_BOTH))
 	{
@@ -1713,7 +2001,33 @@ clinic_exec(ClinicConn *entry, const char *sql, int nparams,
 		report_remote_error(ERROR, res, conn, "statement on the clinic database",
 							sees_all);
 	}
-	return NULL;				/* keep compiler quiet */
+}
+
+/*
+ * clinic_finish_commit
+ *		Read the result of the COMMIT a read-only remote transaction sent
+ *		without waiting; a connection on which it failed is closed.
+ *		Returns with the entry still valid unless it was closed (*closed).
+ */
+static void
+clinic_finish_commit(ClinicConn *entry)
+{
+	PGconn	   *conn = entry->conn;
+	PGresult   *res;
+	bool		ok = true;
+
+	if (!entry->commit_pending)
+		return;
+	while ((res = libpqsrv_get_result(conn, PG_WAIT_EXTENSION)) != NULL)
+	{
+		if (PQresultStatus(res) != PGRES_COMMAND_OK)
+			ok = false;
+		PQclear(res);
+	}
+	entry->commit_pending = false;
+	if (!ok || PQstatus(conn) != CONNECTION_OK ||
+		PQtransactionStatus(conn) != PQTRANS_IDLE)
+		entry->broken = true;
 }
 
 /*
@@ -1753,7 +2067,8 @@ clinic_abort_remote_xact(ClinicConn *entry)
 	PGconn	   *conn = entry->conn;
 	bool		lost;
 
-	if (PQstatus(conn) != CONNECTION_OK)
+	if (PQstatus(conn) != CONNECTION_OK || entry->commit_pending ||
+		PQpipelineStatus(conn) != PQ_PIPELINE_OFF)
 		return false;
 	if (PQtransactionStatus(conn) == PQTRANS_ACTIVE)
 	{
@@ -1799,9 +2114,13 @@ clinic_xact_end(bool is_abort)
 		else
 			keep = entry->xact_depth == 0 &&
 				PQstatus(entry->conn) == CONNECTION_OK &&
-				PQtransactionStatus(entry->conn) == PQTRANS_IDLE;
+				(entry->commit_pending ||
+				 PQtransactionStatus(entry->conn) == PQTRANS_IDLE);
 
 		entry->xact_depth = 0;
+		entry->sent_depth = 0;
+		entry->ndeferred = 0;
+		entry->wrote = false;
 		entry->changing_xact_state = false;
 		entry->broken = false;
 		if (!keep || entry->close_at_end)
@@ -1836,10 +2155,28 @@ clinic_xact_callback(XactEvent event, void *arg)
 				if (entry->broken || entry->changing_xact_state ||
 					PQstatus(entry->conn) != CONNECTION_OK)
 					clinic_report_lost(entry, NULL);
-				entry->changing_xact_state = true;
-				PQclear(clinic_exec(entry, "COMMIT", 0, NULL));
-				entry->changing_xact_state = false;
+				if (entry->sent_depth == 0)
+				{
+					/* nothing was sent: there is no remote transaction */
+				}
+				else if (!entry->wrote && XactIsoLevel == XACT_READ_COMMITTED &&
+						 PQsendQuery(entry->conn, "COMMIT"))
+				{
+					/*
+					 * Only reads ran, each seeing what was committed when it
+					 * started: the outcome of COMMIT changes nothing, so it is
+					 * not waited for (clinic_finish_commit reads it later).
+					 */
+					entry->commit_pending = true;
+				}
+				else
+				{
+					entry->changing_xact_state = true;
+					PQclear(clinic_exec(entry, "COMMIT", 0, NULL));
+					entry->changing_xact_state = false;
+				}
 				entry->xact_depth = 0;
+				entry->sent_depth = 0;
 			}
 			break;
 		case XACT_EVENT_PRE_PREPARE:
@@ -1893,9 +2230,10 @@ clinic_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 
 		if (entry->xact_depth < curlevel)
 			return;
-		if (entry->broken)
+		if (entry->broken || entry->sent_depth < curlevel)
 		{
 			entry->xact_depth = curlevel - 1;
+			entry->sent_depth = Min(entry->sent_depth, curlevel - 1);
 			return;
 		}
 		snprintf(sql, sizeof(sql), "RELEASE SAVEPOINT s%d", curlevel);
@@ -1903,15 +2241,19 @@ clinic_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 		PQclear(clinic_exec(entry, sql, 0, NULL));
 		entry->changing_xact_state = false;
 		entry->xact_depth = curlevel - 1;
+		entry->sent_depth = curlevel - 1;
 		return;
 	}
 
-	/* SUBXACT_EVENT_ABORT_SUB */
-	if (PQstatus(conn) != CONNECTION_OK)
+	/* SUBXACT_EVENT_ABORT_SUB: cursors of the level may be gone */
+	entry->ndeferred = 0;
+	if (PQstatus(conn) != CONNECTION_OK ||
+		PQpipelineStatus(conn) != PQ_PIPELINE_OFF)
 	{
 		entry->broken = true;
 		if (entry->xact_depth >= curlevel)
 			entry->xact_depth = curlevel - 1;
+		entry->sent_depth = Min(entry->sent_depth, curlevel - 1);
 		return;
 	}
 	if (PQtransactionStatus(conn) == PQTRANS_ACTIVE)
@@ -1924,7 +2266,14 @@ clinic_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 	if (entry->changing_xact_state)
 		entry->broken = true;
 
-	if (entry->xact_depth >= curlevel)
+	if (entry->xact_depth >= curlevel && entry->sent_depth < curlevel)
+	{
+		/* the level never reached the clinic */
+		entry->xact_depth = curlevel - 1;
+		if (entry->sent_depth > 0 && PQtransactionStatus(conn) == PQTRANS_INERROR)
+			entry->broken = true;
+	}
+	else if (entry->xact_depth >= curlevel)
 	{
 		if (!entry->broken)
 		{
@@ -1939,6 +2288,7 @@ clinic_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 				entry->broken = true;
 		}
 		entry->xact_depth = curlevel - 1;
+		entry->sent_depth = curlevel - 1;
 	}
 	else if (entry->xact_depth > 0 &&
 			 PQtransactionStatus(conn) == PQTRANS_INERROR)

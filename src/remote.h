@@ -133,6 +133,39 @@ extern PGresult *remote_clinic_exec(PGconn *conn, const char *sql, int nparams,
 									const char *const *values);
 
 /*
+ * One statement of remote_clinic_run: text parameters (values may hold
+ * NULLs); with prepare, the statement is prepared on the connection the
+ * first time its text is seen and executed by name afterwards.
+ */
+typedef struct RemoteStmt
+{
+	const char *sql;
+	int			nparams;
+	const char *const *values;
+	bool		prepare;
+} RemoteStmt;
+
+/*
+ * Run nstmts single statements on a clinic connection in one round trip
+ * (a libpq pipeline), together with whatever the remote transaction still
+ * needs (its start, its settings, savepoints; remote_clinic_begin only
+ * records them) and the deferred statements; returns the last statement's
+ * result (caller PQclear's it) or raises the first error, as
+ * remote_clinic_exec does.  read_only says the statements neither write
+ * nor lock: a READ COMMITTED remote transaction that ran only such
+ * statements commits without waiting for the COMMIT's outcome.
+ */
+extern PGresult *remote_clinic_run(PGconn *conn, const RemoteStmt *stmts,
+								   int nstmts, bool read_only);
+
+/*
+ * Send sql (a statement without parameters that cannot fail, e.g. CLOSE of
+ * a cursor) in front of the next statement on the connection; forgotten
+ * when the transaction or the current subtransaction ends.
+ */
+extern void remote_clinic_defer(PGconn *conn, const char *sql);
+
+/*
  * Close every cached clinic connection (e.g. after suspending a clinic).  A
  * connection the current local transaction uses is closed when that
  * transaction ends.  Also done automatically at backend exit.

@@ -1,0 +1,337 @@
+--
+-- routing_pushdown: what medpro_fdw sends to the clinic database (WHERE,
+-- ORDER BY, LIMIT / OFFSET, parameters), checked against local evaluation.
+--
+-- The differential test runs random queries (fixed seed) over clinic.patients
+-- and over a local copy of the clinic's live rows, and compares the rows.
+-- Two clinics: every remote statement stays in the current clinic's database.
+--
+\set VERBOSITY terse
+CREATE FUNCTION pg_temp.in_clinic(clinic uuid, query text) RETURNS SETOF record LANGUAGE sql AS $$
+	SELECT * FROM dblink(format('host=%s port=%s dbname=%s user=postgres',
+								split_part(current_setting('unix_socket_directories'), ',', 1),
+								current_setting('port'),
+								(SELECT db_name FROM medpro.clinics WHERE id = clinic)), query) AS t(v text)
+$$;
+
+SELECT medpro_key_rotate() IS NOT NULL AS key_rotated;
+SELECT medpro_register_clinic('Pushdown A', 'FR', 'admin@pd-a.test', 'pushdown alpha 2026') AS ca \gset
+SELECT medpro_register_clinic('Pushdown B', 'FR', 'admin@pd-b.test', 'pushdown bravo 2026') AS cb \gset
+SELECT medpro_create_user('sec@pd-a.test', 'pushdown secretary', 'secretary', 'Sam', 'Petit', :'ca') IS NOT NULL AS secretary_a;
+
+-- Clinic A: 400 patients with duplicates, NULLs, mixed case and accents
+-- (text order depends on the collation), 10% soft-deleted.  Clinic B: other
+-- names, so a row of B in A's results would show.
+SELECT count(*) AS inserted_a FROM pg_temp.in_clinic(:'ca', $$
+	INSERT INTO patients (first_name, last_name, patient_number, email, gender, date_of_birth,
+						  social_security_number, medical_history, allergies, notes, is_active,
+						  created_at, deleted_at)
+	SELECT (ARRAY['Anne', 'anne', 'Élodie', 'Zoé', 'Jean', 'jean-Luc', 'Ömer', 'Bob', 'Émile'])[1 + n % 9],
+		   (ARRAY['Durand', 'durand', 'Dupont', 'Éric', 'Martin', 'martin', 'O''Brien', 'van Dijk', 'Zola', 'Abel', 'Dupont-Moretti'])[1 + (n * 7) % 11],
+		   'P' || lpad(n::text, 5, '0'),
+		   CASE WHEN n % 4 = 0 THEN NULL ELSE 'p' || n || '@ex.test' END,
+		   (ARRAY['female', 'male', 'other', NULL])[1 + n % 4],
+		   CASE WHEN n % 13 = 0 THEN NULL ELSE date '1940-01-01' + (n * 97) % 25000 END,
+		   CASE WHEN n % 5 = 0 THEN NULL ELSE lpad(((n::bigint * 7919) % 1000000000000000)::text, 15, '1') END,
+		   CASE WHEN n % 3 = 0 THEN 'secret ' || n END,
+		   (ARRAY['pollen', 'Pollen', NULL, 'lait'])[1 + n % 4],
+		   CASE WHEN n % 6 = 0 THEN NULL ELSE repeat('x', n % 8) || 'n' || n END,
+		   n % 7 <> 0,
+		   timestamptz '2026-01-01 00:00+00' + n * interval '37 minutes',
+		   CASE WHEN n % 10 = 3 THEN now() END
+	  FROM generate_series(1, 400) n
+	RETURNING 'x'
+$$) AS t(v text);
+SELECT count(*) AS inserted_b FROM pg_temp.in_clinic(:'cb', $$
+	INSERT INTO patients (first_name, last_name, patient_number, email)
+	SELECT 'Other' || n, 'Clinic B ' || n, 'P' || lpad(n::text, 5, '0'), 'b' || n || '@ex.test'
+	  FROM generate_series(1, 50) n
+	RETURNING 'x'
+$$) AS t(v text);
+
+-- The local copy: clinic A's live rows, read from the clinic database itself.
+CREATE TABLE pd_local AS
+SELECT * FROM dblink(format('host=%s port=%s dbname=%s user=postgres',
+							split_part(current_setting('unix_socket_directories'), ',', 1),
+							current_setting('port'),
+							(SELECT db_name FROM medpro.clinics WHERE id = :'ca')),
+					 'SELECT id, first_name, last_name, patient_number, email, gender, date_of_birth,
+							 social_security_number, allergies, notes, is_active, created_at
+						FROM patients WHERE deleted_at IS NULL')
+	 AS t(id uuid, first_name text, last_name text, patient_number text, email text, gender text,
+		  date_of_birth date, social_security_number text, allergies text, notes text,
+		  is_active boolean, created_at timestamptz);
+GRANT SELECT ON pd_local TO regress_app;
+SELECT count(*) AS live_rows_a FROM pd_local;
+
+-- The random query generator.  One query: a WHERE of 1 to 3 predicates
+-- joined by AND / OR (sometimes NOT), an ORDER BY of 0 to 2 columns plus id
+-- (a total order), and sometimes LIMIT / OFFSET.  About half of the queries
+-- compare to $1: the routed query runs as a prepared statement, so under
+-- force_generic_plan $1 travels as a remote parameter.
+CREATE FUNCTION pg_temp.pd_pred(use_params boolean) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE
+	names text[] := ARRAY['Durand', 'durand', 'Dupont', 'Éric', 'Martin', 'Zola', 'Abel', 'nobody'];
+	pats text[] := ARRAY['Du%', 'du%', '%an%', 'É%', '%t', 'M_rt%', '%', 'z%'];
+	k int := floor(random() * 24)::int;
+	v text;
+BEGIN
+	v := quote_literal(names[1 + floor(random() * 8)::int]);
+	IF use_params THEN
+		v := '$1';
+	END IF;
+	RETURN CASE k
+		WHEN 0 THEN 'last_name = ' || v
+		WHEN 1 THEN 'last_name <> ' || v
+		WHEN 2 THEN 'last_name < ' || v
+		WHEN 3 THEN 'last_name >= ' || v
+		WHEN 4 THEN 'last_name LIKE ' || quote_literal(pats[1 + floor(random() * 8)::int])
+		WHEN 5 THEN 'last_name ILIKE ' || quote_literal(pats[1 + floor(random() * 8)::int])
+		WHEN 6 THEN 'email IS NULL'
+		WHEN 7 THEN 'email IS NOT NULL'
+		WHEN 8 THEN format('date_of_birth BETWEEN %L AND %L', date '1940-01-01' + floor(random() * 20000)::int,
+						   date '1960-01-01' + floor(random() * 20000)::int)
+		WHEN 9 THEN format('date_of_birth > %L::date', date '1940-01-01' + floor(random() * 25000)::int)
+		WHEN 10 THEN 'is_active'
+		WHEN 11 THEN 'NOT is_active'
+		WHEN 12 THEN format('patient_number IN (%L, %L, %L)', 'P' || lpad((1 + floor(random() * 400))::text, 5, '0'),
+							'P' || lpad((1 + floor(random() * 400))::text, 5, '0'), 'P00003')
+		WHEN 13 THEN 'lower(last_name) = ' || lower(v)
+		WHEN 14 THEN 'upper(first_name) LIKE ' || quote_literal(upper(pats[1 + floor(random() * 8)::int]))
+		WHEN 15 THEN format('created_at >= %L::timestamptz', timestamptz '2026-01-01 00:00+00' + floor(random() * 15000) * interval '1 minute')
+		WHEN 16 THEN 'gender = ANY (ARRAY[''female'', ''other''])'
+		WHEN 17 THEN 'allergies IS DISTINCT FROM ''pollen'''
+		WHEN 18 THEN 'social_security_number LIKE ''1%'''
+		WHEN 19 THEN 'length(notes) > 4'
+		WHEN 20 THEN 'first_name COLLATE "C" < ''Z'''
+		WHEN 21 THEN 'notes::text ~ ''x{3}'''
+		WHEN 22 THEN format('first_name = %L', (ARRAY['Anne', 'anne', 'Zoé', 'Ömer'])[1 + floor(random() * 4)::int])
+		ELSE 'coalesce(allergies, '''') <> ''lait'''
+	END;
+END
+$$;
+
+CREATE FUNCTION pg_temp.pd_query(rel text, use_params boolean, OUT q text, OUT ordered boolean)
+LANGUAGE plpgsql AS $$
+DECLARE
+	cols text[] := ARRAY['last_name', 'first_name', 'email', 'date_of_birth', 'created_at', 'is_active', 'gender', 'patient_number'];
+	w text := pg_temp.pd_pred(use_params);
+	o text := '';
+	n int;
+	i int;
+BEGIN
+	n := floor(random() * 3)::int;
+	FOR i IN 1 .. n LOOP
+		w := w || CASE WHEN random() < 0.6 THEN ' AND ' ELSE ' OR ' END || pg_temp.pd_pred(use_params);
+	END LOOP;
+	IF random() < 0.15 THEN
+		w := 'NOT (' || w || ')';
+	END IF;
+	n := floor(random() * 3)::int;
+	FOR i IN 1 .. n LOOP
+		o := o || cols[1 + floor(random() * 8)::int]
+			   || CASE WHEN random() < 0.5 THEN ' DESC' ELSE '' END
+			   || CASE floor(random() * 3)::int WHEN 0 THEN ' NULLS FIRST' WHEN 1 THEN ' NULLS LAST' ELSE '' END
+			   || ', ';
+	END LOOP;
+	ordered := random() < 0.8;
+	q := format('SELECT concat_ws(''|'', id, first_name, last_name, email, date_of_birth, social_security_number, is_active) FROM %s WHERE %s', rel, w);
+	IF ordered THEN
+		q := q || ' ORDER BY ' || o || 'id';
+		IF random() < 0.7 THEN
+			q := q || ' LIMIT ' || floor(random() * 25)::int;
+		END IF;
+		IF random() < 0.3 THEN
+			q := q || ' OFFSET ' || floor(random() * 10)::int;
+		END IF;
+	END IF;
+END
+$$;
+
+-- Run n random queries on both sides; return the number of queries, how
+-- many pushed a WHERE clause, an ORDER BY, a LIMIT, and the mismatches.
+CREATE FUNCTION pg_temp.pd_run(n int, OUT queries int, OUT remote_where int, OUT remote_order int,
+							   OUT remote_limit int, OUT remote_params int, OUT other_clinic int,
+							   OUT mismatches int)
+LANGUAGE plpgsql AS $$
+DECLARE
+	q record;
+	ql text;
+	use_params boolean;
+	val text;
+	remote text[];
+	local text[];
+	plan text;
+	line text;
+	sel text;
+BEGIN
+	queries := 0; remote_where := 0; remote_order := 0; remote_limit := 0; remote_params := 0;
+	other_clinic := 0; mismatches := 0;
+	FOR i IN 1 .. n LOOP
+		use_params := random() < 0.5;
+		SELECT * INTO q FROM pg_temp.pd_query('clinic.patients', use_params);
+		val := (ARRAY['Durand', 'Dupont', 'Martin', 'Éric', 'nobody'])[1 + floor(random() * 5)::int];
+		ql := replace(q.q, 'clinic.patients', 'pd_local');
+		IF q.ordered THEN
+			sel := 'SELECT array(%s)';
+		ELSE
+			sel := 'SELECT array(SELECT v FROM (%s) s(v) ORDER BY v COLLATE "C")';
+		END IF;
+		-- the routed query as a prepared statement (plan_cache_mode decides
+		-- whether $1 stays a parameter), the local one directly
+		EXECUTE format('PREPARE pd_q(text) AS ' || sel, q.q);
+		EXECUTE format('EXECUTE pd_q(%L)', val) INTO remote;
+		EXECUTE format(sel, ql) INTO local USING val;
+		queries := queries + 1;
+		IF remote IS DISTINCT FROM local THEN
+			mismatches := mismatches + 1;
+			RAISE NOTICE 'mismatch: % (% rows remote, % local)', q.q, cardinality(remote), cardinality(local);
+		END IF;
+		plan := '';
+		FOR line IN EXECUTE format('EXPLAIN (VERBOSE, COSTS OFF) EXECUTE pd_q(%L)', val) LOOP
+			IF line LIKE '%Remote SQL:%' THEN
+				plan := plan || line;
+			END IF;
+		END LOOP;
+		DEALLOCATE pd_q;
+		IF plan LIKE '%IS NULL) AND %' THEN remote_where := remote_where + 1; END IF;
+		IF plan LIKE '% ORDER BY %' THEN remote_order := remote_order + 1; END IF;
+		IF plan LIKE '% LIMIT %' THEN remote_limit := remote_limit + 1; END IF;
+		IF plan LIKE '%$1%' THEN remote_params := remote_params + 1; END IF;
+		IF plan NOT LIKE '%FROM public.patients WHERE (deleted_at IS NULL)%' OR plan LIKE '%medpro%' THEN
+			other_clinic := other_clinic + 1;
+		END IF;
+	END LOOP;
+END
+$$;
+
+SET ROLE regress_app;
+SELECT medpro_login('admin@pd-a.test', 'pushdown alpha 2026') AS a_admin \gset
+SELECT medpro_login('sec@pd-a.test', 'pushdown secretary') AS a_sec \gset
+SELECT medpro_login('admin@pd-b.test', 'pushdown bravo 2026') AS b_admin \gset
+SELECT medpro_authenticate(:'a_admin', true) ->> 'role' AS role;
+SELECT count(*) AS live_rows_routed FROM clinic.patients;
+
+-- What is shipped, and what is not. ------------------------------------------
+EXPLAIN (VERBOSE, COSTS OFF)
+SELECT id, last_name FROM clinic.patients
+ WHERE last_name ILIKE 'du%' AND date_of_birth BETWEEN '1950-01-01' AND '1990-12-31'
+   AND gender IN ('female', 'other') AND email IS NOT NULL AND NOT is_active = false
+ ORDER BY last_name DESC, created_at NULLS FIRST LIMIT 20 OFFSET 5;
+-- lower/upper, LIKE, OR, casts between built-in types that cannot fail
+-- (a timestamptz to date cast depends on TimeZone: it stays local)
+EXPLAIN (VERBOSE, COSTS OFF)
+SELECT id FROM clinic.patients
+ WHERE (lower(last_name) = 'durand' OR upper(first_name) LIKE 'AN%') AND date_of_birth::timestamp > '1950-01-01'
+   AND created_at::date = '2026-01-02';
+-- Casts are shipped on tables without soft delete.
+EXPLAIN (VERBOSE, COSTS OFF)
+SELECT id FROM clinic.appointment_items WHERE quantity::int > 1 AND description::varchar(3) = 'abc';
+-- Not shipped: a masked column, a non-default collation, a cast that can
+-- fail on a value (the clinic could evaluate it on a soft-deleted row),
+-- a stable function, a user function.
+CREATE FUNCTION pg_temp.leaky(t text) RETURNS boolean LANGUAGE plpgsql IMMUTABLE AS $$ BEGIN RETURN t IS NOT NULL; END $$;
+EXPLAIN (VERBOSE, COSTS OFF)
+SELECT id FROM clinic.patients
+ WHERE social_security_number = '1' AND last_name COLLATE "C" < 'b' AND notes::int > 3
+   AND created_at < now() AND pg_temp.leaky(first_name);
+EXPLAIN (VERBOSE, COSTS OFF)
+SELECT id FROM clinic.patients ORDER BY last_name COLLATE "C" LIMIT 3;
+EXPLAIN (VERBOSE, COSTS OFF)
+SELECT id FROM clinic.patients ORDER BY social_security_number LIMIT 3;
+-- A local clause keeps the LIMIT local (the clinic would cut too early).
+EXPLAIN (VERBOSE, COSTS OFF)
+SELECT id FROM clinic.patients WHERE pg_temp.leaky(first_name) ORDER BY last_name LIMIT 3;
+-- Parameters travel as $n, also in LIMIT.
+PREPARE by_name(text, bigint) AS
+	SELECT first_name, last_name FROM clinic.patients WHERE last_name = $1 ORDER BY first_name, id LIMIT $2;
+SET plan_cache_mode = force_generic_plan;
+EXPLAIN (VERBOSE, COSTS OFF) EXECUTE by_name('Durand', 3);
+-- A lookup by id runs without a cursor; EXPLAIN ANALYZE counts the rows fetched.
+EXPLAIN (VERBOSE, COSTS OFF)
+SELECT first_name FROM clinic.patients WHERE id = '00000000-0000-4000-8000-000000000000';
+EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF)
+SELECT first_name FROM clinic.patients WHERE last_name LIKE 'D%' ORDER BY created_at DESC LIMIT 7;
+
+-- The same rows as local evaluation. -----------------------------------------
+SELECT (SELECT array_agg(last_name || '/' || coalesce(first_name, '-')) FROM (SELECT * FROM clinic.patients ORDER BY last_name, first_name NULLS FIRST, id LIMIT 12) s)
+	 = (SELECT array_agg(last_name || '/' || coalesce(first_name, '-')) FROM (SELECT * FROM pd_local ORDER BY last_name, first_name NULLS FIRST, id LIMIT 12) s)
+	   AS collation_order_matches;
+SELECT setseed(0.2026);
+SELECT * FROM pg_temp.pd_run(400);
+-- Again with a small fetch size (several batches per scan) and a custom plan.
+SET medpro.fetch_size = 7;
+RESET plan_cache_mode;
+SELECT setseed(0.7);
+SELECT * FROM pg_temp.pd_run(150);
+RESET medpro.fetch_size;
+
+-- Masking: a secretary's qual on a masked column is evaluated on the masked value.
+SELECT social_security_number AS a_ssn FROM clinic.patients WHERE social_security_number IS NOT NULL ORDER BY id LIMIT 1 \gset
+SELECT count(*) AS admin_finds FROM clinic.patients WHERE social_security_number = :'a_ssn';
+SELECT medpro_authenticate(:'a_sec', true) ->> 'role' AS role;
+SELECT count(*) AS secretary_finds FROM clinic.patients WHERE social_security_number = :'a_ssn';
+SELECT count(*) AS secretary_finds_masked FROM clinic.patients
+ WHERE social_security_number = repeat('*', 13) || right(:'a_ssn', 2) AND id = (SELECT id FROM pd_local WHERE social_security_number = :'a_ssn' LIMIT 1);
+-- sorted here, on the masked values (the clinic would sort the clear ones)
+SELECT array(SELECT social_security_number FROM clinic.patients
+			  WHERE social_security_number IS NOT NULL ORDER BY social_security_number DESC, id LIMIT 20)
+	 = array(SELECT repeat('*', 13) || right(social_security_number, 2) FROM pd_local
+			  WHERE social_security_number IS NOT NULL ORDER BY 1 DESC, id LIMIT 20) AS sorted_masked;
+
+-- A function of the caller, leaky or not, never sees a soft-deleted row.
+SELECT medpro_authenticate(:'a_admin', true) ->> 'role' AS role;
+CREATE TEMP TABLE spied (patient_number text);
+CREATE FUNCTION pg_temp.spy(t text) RETURNS boolean LANGUAGE plpgsql AS $$
+BEGIN
+	INSERT INTO spied VALUES (t);
+	RETURN true;
+END $$;
+SELECT count(*) AS rows_seen FROM clinic.patients WHERE pg_temp.spy(patient_number) AND last_name LIKE '%';
+RESET ROLE;
+SELECT count(*) AS spied, count(*) FILTER (WHERE patient_number IN (
+		SELECT v FROM pg_temp.in_clinic(:'ca', 'SELECT patient_number FROM patients WHERE deleted_at IS NOT NULL') AS t(v text)))
+	   AS spied_deleted,
+	   (SELECT count(*) FROM pg_temp.in_clinic(:'ca', 'SELECT 1 FROM patients WHERE deleted_at IS NOT NULL') AS t(v text))
+	   AS deleted_in_clinic
+  FROM spied;
+SET ROLE regress_app;
+
+-- Isolation: one cached plan, two clinics. -----------------------------------
+SET plan_cache_mode = force_generic_plan;
+PREPARE page(text) AS
+	SELECT last_name FROM clinic.patients WHERE last_name LIKE $1 ORDER BY last_name, id LIMIT 3;
+SELECT medpro_authenticate(:'a_admin', true) ->> 'role' AS role;
+EXECUTE page('%');
+SELECT medpro_authenticate(:'b_admin', true) ->> 'role' AS role;
+EXECUTE page('%');
+EXECUTE by_name('Durand', 3);
+SELECT count(*) AS b_rows FROM clinic.patients;
+SELECT medpro_authenticate(:'a_admin', true) ->> 'role' AS role;
+EXECUTE page('%');
+EXECUTE by_name('Durand', 3);
+-- One transaction, one clinic, however the statements are planned.
+BEGIN;
+SELECT medpro_authenticate(:'a_admin') ->> 'role' AS role;
+EXECUTE page('Z%');
+SELECT medpro_authenticate(:'b_admin') ->> 'role' AS role;
+EXECUTE page('%');
+ROLLBACK;
+DEALLOCATE ALL;
+RESET plan_cache_mode;
+
+-- A cursor left open by a scan that stopped early is closed with the next
+-- statement; a subtransaction rolled back drops the deferred CLOSE.
+SELECT medpro_authenticate(:'a_admin', true) ->> 'role' AS role;
+BEGIN;
+SET LOCAL medpro.fetch_size = 5;
+SELECT count(*) FROM (SELECT id FROM clinic.patients WHERE last_name LIKE 'D%' AND pg_temp.leaky(last_name) LIMIT 2) s;
+SAVEPOINT s1;
+SELECT count(*) FROM (SELECT id FROM clinic.patients WHERE pg_temp.leaky(last_name) LIMIT 2) s;
+ROLLBACK TO SAVEPOINT s1;
+SELECT count(*) = (SELECT count(*) FROM pd_local) AS all_rows FROM clinic.patients;
+COMMIT;
+
+SELECT medpro_reset();
+RESET ROLE;
+DROP TABLE pd_local;

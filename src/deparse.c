@@ -1,0 +1,660 @@
+/*
+ * deparse.c
+ *	  The remote SQL of medpro_fdw: which clauses, sort keys and values of a
+ *	  query on one clinic table are shipped to the clinic database, and how
+ *	  they are written.
+ *
+ * The rule is "when in doubt, don't ship": an expression is shipped only
+ * when the clinic database computes exactly what the local server would.
+ * Both are the same PostgreSQL server and the clinic databases are cloned
+ * from the central database's template, so built-in types, operators and
+ * functions behave alike, and the default collation is the same; anything
+ * else (extension or user functions and operators, explicit or
+ * non-default collations, volatile or stable functions, masked columns)
+ * stays local.  See docs/routing.md, "What runs in the clinic database".
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "access/sysattr.h"
+#include "catalog/pg_collation.h"
+#include "catalog/pg_operator.h"
+#include "catalog/pg_proc.h"
+#include "catalog/pg_type.h"
+#include "commands/defrem.h"
+#include "foreign/foreign.h"
+#include "nodes/nodeFuncs.h"
+#include "optimizer/optimizer.h"
+#include "optimizer/pathnode.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/lsyscache.h"
+#include "utils/syscache.h"
+#include "utils/typcache.h"
+
+#include "deparse.h"
+
+/* Walker state of deparse_is_shippable. */
+typedef struct ShipCtx
+{
+	RelOptInfo *baserel;
+	const DeparseColumns *cols;
+	bool		leak_check;
+} ShipCtx;
+
+static bool ship_walker(Node *node, ShipCtx *ctx);
+
+/* Objects of the initial catalog: the same in every database of the server. */
+static bool
+is_builtin(Oid oid)
+{
+	return oid < FirstGenbkiObjectId;
+}
+
+/* A collation the clinic applies the same way: none or the default one. */
+static bool
+collation_ok(Oid collid)
+{
+	return !OidIsValid(collid) || collid == DEFAULT_COLLATION_OID;
+}
+
+/*
+ * Functions that cannot fail (or otherwise reveal their arguments) on any
+ * stored value, though not marked leakproof: pattern matching with a
+ * constant pattern, case folding.
+ */
+static bool
+func_never_leaks(Oid funcid)
+{
+	const char *name;
+
+	if (get_func_leakproof(funcid))
+		return true;
+	name = get_func_name(funcid);
+	if (name == NULL)
+		return false;
+	return strcmp(name, "textlike") == 0 || strcmp(name, "textnlike") == 0 ||
+		strcmp(name, "texticlike") == 0 || strcmp(name, "texticnlike") == 0 ||
+		strcmp(name, "lower") == 0 || strcmp(name, "upper") == 0;
+}
+
+DeparseColumns *
+deparse_columns(Relation rel)
+{
+	TupleDesc	tupdesc = RelationGetDescr(rel);
+	DeparseColumns *cols = palloc0(sizeof(DeparseColumns));
+	int			i;
+
+	cols->relid = RelationGetRelid(rel);
+	cols->natts = tupdesc->natts;
+	cols->masks = palloc0(Max(tupdesc->natts, 1));
+	for (i = 0; i < tupdesc->natts; i++)
+	{
+		ListCell   *lc;
+
+		if (TupleDescAttr(tupdesc, i)->attisdropped)
+			continue;
+		foreach(lc, GetForeignColumnOptions(cols->relid, i + 1))
+		{
+			DefElem    *def = lfirst_node(DefElem, lc);
+
+			if (strcmp(def->defname, "mask") == 0)
+				cols->masks[i] = strcmp(defGetString(def), "last2") == 0 ?
+					MASK_LAST2 : MASK_HIDE;
+		}
+	}
+	return cols;
+}
+
+/*
+ * The per-column hook: whether column attnum may be read by remote SQL.
+ * A masked column never is.  (A column with a remote translation, such as
+ * an encrypted column searched by a blind index, decides here.)
+ */
+static bool
+column_is_shippable(const DeparseColumns *cols, AttrNumber attnum)
+{
+	if (attnum <= 0 || attnum > cols->natts)
+		return false;
+	return cols->masks[attnum - 1] == MASK_NONE;
+}
+
+static bool
+operator_ok(Oid opno, Oid funcid, ShipCtx *ctx)
+{
+	if (!is_builtin(opno) || !is_builtin(funcid))
+		return false;
+	if (func_volatile(funcid) != PROVOLATILE_IMMUTABLE)
+		return false;
+	if (ctx->leak_check && !func_never_leaks(funcid))
+		return false;
+	return true;
+}
+
+static bool
+ship_walker(Node *node, ShipCtx *ctx)
+{
+	if (node == NULL)
+		return false;
+	if (IsA(node, List))
+		return expression_tree_walker(node, ship_walker, (void *) ctx);
+
+	/* Every node's result and input collation must be the default (or none). */
+	if (!collation_ok(exprCollation(node)) || !collation_ok(exprInputCollation(node)))
+		return true;
+
+	switch (nodeTag(node))
+	{
+		case T_Var:
+			{
+				Var		   *var = (Var *) node;
+
+				if (var->varno != ctx->baserel->relid || var->varlevelsup != 0)
+					return true;
+				if (!column_is_shippable(ctx->cols, var->varattno))
+					return true;
+				return !is_builtin(var->vartype);
+			}
+		case T_Const:
+			return !is_builtin(((Const *) node)->consttype);
+		case T_Param:
+			{
+				Param	   *p = (Param *) node;
+
+				if (p->paramkind != PARAM_EXTERN && p->paramkind != PARAM_EXEC)
+					return true;
+				return !is_builtin(p->paramtype);
+			}
+		case T_OpExpr:
+		case T_DistinctExpr:
+		case T_NullIfExpr:
+			{
+				OpExpr	   *op = (OpExpr *) node;
+
+				set_opfuncid(op);
+				if (!operator_ok(op->opno, op->opfuncid, ctx) ||
+					!is_builtin(op->opresulttype))
+					return true;
+				break;
+			}
+		case T_ScalarArrayOpExpr:
+			{
+				ScalarArrayOpExpr *op = (ScalarArrayOpExpr *) node;
+
+				set_sa_opfuncid(op);
+				if (!operator_ok(op->opno, op->opfuncid, ctx))
+					return true;
+				break;
+			}
+		case T_FuncExpr:
+			{
+				FuncExpr   *f = (FuncExpr *) node;
+
+				if (!is_builtin(f->funcid) || !is_builtin(f->funcresulttype) ||
+					f->funcretset || f->funcvariadic)
+					return true;
+				if (func_volatile(f->funcid) != PROVOLATILE_IMMUTABLE)
+					return true;
+				if (ctx->leak_check && !func_never_leaks(f->funcid))
+					return true;
+				break;
+			}
+		case T_RelabelType:
+			if (!is_builtin(((RelabelType *) node)->resulttype))
+				return true;
+			break;
+		case T_CoerceViaIO:
+			/* an input function may fail on data, and may not be immutable */
+			{
+				CoerceViaIO *c = (CoerceViaIO *) node;
+
+				if (!is_builtin(c->resulttype) || ctx->leak_check ||
+					contain_mutable_functions(node))
+					return true;
+				break;
+			}
+		case T_BoolExpr:
+			break;
+		case T_NullTest:
+			if (((NullTest *) node)->argisrow)
+				return true;
+			break;
+		case T_ArrayExpr:
+			{
+				ArrayExpr  *a = (ArrayExpr *) node;
+
+				if (a->multidims || !is_builtin(a->array_typeid))
+					return true;
+				break;
+			}
+		default:
+			return true;
+	}
+	return expression_tree_walker(node, ship_walker, (void *) ctx);
+}
+
+bool
+deparse_is_shippable(Expr *expr, RelOptInfo *baserel,
+					 const DeparseColumns *cols, bool leak_check)
+{
+	ShipCtx		ctx;
+
+	ctx.baserel = baserel;
+	ctx.cols = cols;
+	ctx.leak_check = leak_check;
+	if (ship_walker((Node *) expr, &ctx))
+		return false;
+	/* e.g. timestamptz casts of a text constant depend on TimeZone */
+	return !contain_mutable_functions((Node *) expr);
+}
+
+/* ---------------------------------------------------------------------
+ * Writing SQL
+ * ---------------------------------------------------------------------
+ */
+
+/* The type name the clinic reads back the same (built-in types only). */
+static char *
+type_name(Oid type, int32 typmod)
+{
+	return format_type_with_typemod(type, typmod);
+}
+
+static void
+deparse_const(StringInfo buf, Const *c)
+{
+	Oid			typout;
+	bool		isvarlena;
+	char	   *v;
+	int			nestlevel;
+
+	if (c->constisnull)
+	{
+		appendStringInfo(buf, "NULL::%s", type_name(c->consttype, c->consttypmod));
+		return;
+	}
+	getTypeOutputInfo(c->consttype, &typout, &isvarlena);
+	/* values print the same whatever the local settings are */
+	nestlevel = NewGUCNestLevel();
+	(void) set_config_option("datestyle", "ISO", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	(void) set_config_option("intervalstyle", "postgres", PGC_USERSET,
+							 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+	(void) set_config_option("extra_float_digits", "3", PGC_USERSET,
+							 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+	v = OidOutputFunctionCall(typout, c->constvalue);
+	AtEOXact_GUC(true, nestlevel);
+
+	switch (c->consttype)
+	{
+		case INT4OID:
+			/* a bare integer literal is an int4: no cast needed */
+			if (strspn(v, "0123456789") == strlen(v))
+			{
+				appendStringInfoString(buf, v);
+				return;
+			}
+			break;
+		case BOOLOID:
+			appendStringInfoString(buf, strcmp(v, "t") == 0 ? "true" : "false");
+			return;
+		default:
+			break;
+	}
+	appendStringInfo(buf, "%s::%s", quote_literal_cstr(v),
+					 type_name(c->consttype, c->consttypmod));
+}
+
+static void
+deparse_param(StringInfo buf, Param *p, List **params)
+{
+	ListCell   *lc;
+	int			n = 0;
+	int			i = 1;
+
+	foreach(lc, *params)
+	{
+		if (equal(p, lfirst(lc)))
+		{
+			n = i;
+			break;
+		}
+		i++;
+	}
+	if (n == 0)
+	{
+		*params = lappend(*params, p);
+		n = list_length(*params);
+	}
+	appendStringInfo(buf, "$%d::%s", n, type_name(p->paramtype, p->paramtypmod));
+}
+
+/* "op" of a built-in operator (all live in pg_catalog). */
+static void
+deparse_operator_name(StringInfo buf, Oid opno)
+{
+	char	   *name = get_opname(opno);
+
+	if (name == NULL)
+		elog(ERROR, "cache lookup failed for operator %u", opno);
+	appendStringInfoString(buf, name);
+}
+
+static void
+deparse_op(StringInfo buf, Oid opno, List *args, const DeparseColumns *cols,
+		   List **params)
+{
+	appendStringInfoChar(buf, '(');
+	if (list_length(args) == 2)
+	{
+		deparse_expr(buf, linitial(args), cols, params);
+		appendStringInfoChar(buf, ' ');
+		deparse_operator_name(buf, opno);
+		appendStringInfoChar(buf, ' ');
+		deparse_expr(buf, lsecond(args), cols, params);
+	}
+	else
+	{
+		deparse_operator_name(buf, opno);
+		appendStringInfoChar(buf, ' ');
+		deparse_expr(buf, linitial(args), cols, params);
+	}
+	appendStringInfoChar(buf, ')');
+}
+
+static void
+deparse_func(StringInfo buf, FuncExpr *f, const DeparseColumns *cols,
+			 List **params)
+{
+	ListCell   *lc;
+	bool		first = true;
+
+	if (f->funcformat == COERCE_IMPLICIT_CAST)
+	{
+		deparse_expr(buf, linitial(f->args), cols, params);
+		return;
+	}
+	if (f->funcformat == COERCE_EXPLICIT_CAST)
+	{
+		int32		typmod;
+
+		(void) exprIsLengthCoercion((Node *) f, &typmod);
+		appendStringInfoChar(buf, '(');
+		deparse_expr(buf, linitial(f->args), cols, params);
+		appendStringInfo(buf, ")::%s", type_name(f->funcresulttype, typmod));
+		return;
+	}
+	appendStringInfo(buf, "pg_catalog.%s(", quote_identifier(get_func_name(f->funcid)));
+	foreach(lc, f->args)
+	{
+		if (!first)
+			appendStringInfoString(buf, ", ");
+		first = false;
+		deparse_expr(buf, (Expr *) lfirst(lc), cols, params);
+	}
+	appendStringInfoChar(buf, ')');
+}
+
+void
+deparse_expr(StringInfo buf, Expr *expr, const DeparseColumns *cols,
+			 List **params)
+{
+	Node	   *node = (Node *) expr;
+	ListCell   *lc;
+
+	switch (nodeTag(node))
+	{
+		case T_Var:
+			appendStringInfoString(buf,
+								   quote_identifier(get_attname(cols->relid,
+																((Var *) node)->varattno,
+																false)));
+			break;
+		case T_Const:
+			deparse_const(buf, (Const *) node);
+			break;
+		case T_Param:
+			deparse_param(buf, (Param *) node, params);
+			break;
+		case T_OpExpr:
+			deparse_op(buf, ((OpExpr *) node)->opno, ((OpExpr *) node)->args,
+					   cols, params);
+			break;
+		case T_DistinctExpr:
+			{
+				DistinctExpr *d = (DistinctExpr *) node;
+
+				appendStringInfoChar(buf, '(');
+				deparse_expr(buf, linitial(d->args), cols, params);
+				appendStringInfoString(buf, " IS DISTINCT FROM ");
+				deparse_expr(buf, lsecond(d->args), cols, params);
+				appendStringInfoChar(buf, ')');
+			}
+			break;
+		case T_NullIfExpr:
+			{
+				NullIfExpr *n = (NullIfExpr *) node;
+
+				appendStringInfoString(buf, "NULLIF(");
+				deparse_expr(buf, linitial(n->args), cols, params);
+				appendStringInfoString(buf, ", ");
+				deparse_expr(buf, lsecond(n->args), cols, params);
+				appendStringInfoChar(buf, ')');
+			}
+			break;
+		case T_ScalarArrayOpExpr:
+			{
+				ScalarArrayOpExpr *op = (ScalarArrayOpExpr *) node;
+
+				appendStringInfoChar(buf, '(');
+				deparse_expr(buf, linitial(op->args), cols, params);
+				appendStringInfoChar(buf, ' ');
+				deparse_operator_name(buf, op->opno);
+				appendStringInfoString(buf, op->useOr ? " ANY (" : " ALL (");
+				deparse_expr(buf, lsecond(op->args), cols, params);
+				appendStringInfoString(buf, "))");
+			}
+			break;
+		case T_FuncExpr:
+			deparse_func(buf, (FuncExpr *) node, cols, params);
+			break;
+		case T_RelabelType:
+			{
+				RelabelType *r = (RelabelType *) node;
+
+				if (r->relabelformat == COERCE_IMPLICIT_CAST)
+					deparse_expr(buf, r->arg, cols, params);
+				else
+				{
+					appendStringInfoChar(buf, '(');
+					deparse_expr(buf, r->arg, cols, params);
+					appendStringInfo(buf, ")::%s", type_name(r->resulttype, r->resulttypmod));
+				}
+			}
+			break;
+		case T_CoerceViaIO:
+			{
+				CoerceViaIO *c = (CoerceViaIO *) node;
+
+				appendStringInfoChar(buf, '(');
+				deparse_expr(buf, c->arg, cols, params);
+				appendStringInfo(buf, ")::%s", type_name(c->resulttype, -1));
+			}
+			break;
+		case T_BoolExpr:
+			{
+				BoolExpr   *b = (BoolExpr *) node;
+				bool		first = true;
+
+				if (b->boolop == NOT_EXPR)
+				{
+					appendStringInfoString(buf, "(NOT ");
+					deparse_expr(buf, linitial(b->args), cols, params);
+					appendStringInfoChar(buf, ')');
+					break;
+				}
+				appendStringInfoChar(buf, '(');
+				foreach(lc, b->args)
+				{
+					if (!first)
+						appendStringInfoString(buf, b->boolop == AND_EXPR ? " AND " : " OR ");
+					first = false;
+					deparse_expr(buf, (Expr *) lfirst(lc), cols, params);
+				}
+				appendStringInfoChar(buf, ')');
+			}
+			break;
+		case T_NullTest:
+			{
+				NullTest   *nt = (NullTest *) node;
+
+				appendStringInfoChar(buf, '(');
+				deparse_expr(buf, nt->arg, cols, params);
+				appendStringInfoString(buf, nt->nulltesttype == IS_NULL ?
+									   " IS NULL)" : " IS NOT NULL)");
+			}
+			break;
+		case T_ArrayExpr:
+			{
+				ArrayExpr  *a = (ArrayExpr *) node;
+				bool		first = true;
+
+				appendStringInfoString(buf, "ARRAY[");
+				foreach(lc, a->elements)
+				{
+					if (!first)
+						appendStringInfoString(buf, ", ");
+					first = false;
+					deparse_expr(buf, (Expr *) lfirst(lc), cols, params);
+				}
+				appendStringInfo(buf, "]::%s", type_name(a->array_typeid, -1));
+			}
+			break;
+		default:
+			elog(ERROR, "unsupported expression type for deparse: %d",
+				 (int) nodeTag(node));
+	}
+}
+
+bool
+deparse_order_by(StringInfo buf, List *pathkeys, RelOptInfo *baserel,
+				 const DeparseColumns *cols, List **params)
+{
+	ListCell   *lc;
+	bool		first = true;
+
+	foreach(lc, pathkeys)
+	{
+		PathKey    *pk = (PathKey *) lfirst(lc);
+		EquivalenceClass *ec = pk->pk_eclass;
+		EquivalenceMember *found = NULL;
+		ListCell   *lm;
+		Oid			sortop;
+		TypeCacheEntry *tc;
+
+		if (ec->ec_has_volatile || !collation_ok(ec->ec_collation))
+			return false;
+		foreach(lm, ec->ec_members)
+		{
+			EquivalenceMember *em = (EquivalenceMember *) lfirst(lm);
+
+			if (em->em_is_child || !bms_equal(em->em_relids, baserel->relids))
+				continue;
+			if (deparse_is_shippable(em->em_expr, baserel, cols, false))
+			{
+				found = em;
+				break;
+			}
+		}
+		if (found == NULL)
+			return false;
+		sortop = get_opfamily_member(pk->pk_opfamily, found->em_datatype,
+									 found->em_datatype, pk->pk_strategy);
+		if (!OidIsValid(sortop) || !is_builtin(sortop))
+			return false;
+		if (buf == NULL)
+			continue;
+
+		appendStringInfoString(buf, first ? " ORDER BY " : ", ");
+		first = false;
+		deparse_expr(buf, found->em_expr, cols, params);
+		tc = lookup_type_cache(found->em_datatype, TYPECACHE_LT_OPR | TYPECACHE_GT_OPR);
+		if (sortop == tc->lt_opr)
+			appendStringInfoString(buf, " ASC");
+		else if (sortop == tc->gt_opr)
+			appendStringInfoString(buf, " DESC");
+		else
+		{
+			appendStringInfoString(buf, " USING OPERATOR(pg_catalog.");
+			deparse_operator_name(buf, sortop);
+			appendStringInfoChar(buf, ')');
+		}
+		appendStringInfoString(buf, pk->pk_nulls_first ? " NULLS FIRST" : " NULLS LAST");
+	}
+	return true;
+}
+
+void
+deparse_table(StringInfo buf, Oid relid)
+{
+	ForeignTable *ft = GetForeignTable(relid);
+	const char *name = get_rel_name(relid);
+	ListCell   *lc;
+
+	foreach(lc, ft->options)
+	{
+		DefElem    *def = lfirst_node(DefElem, lc);
+
+		if (strcmp(def->defname, "table_name") == 0)
+			name = defGetString(def);
+	}
+	appendStringInfo(buf, "public.%s", quote_identifier(name));
+}
+
+void
+deparse_select(StringInfo buf, Relation rel, Bitmapset *attrs_used,
+			   List *conds, bool soft_delete, const DeparseColumns *cols,
+			   List **retrieved_attrs, List **params)
+{
+	TupleDesc	tupdesc = RelationGetDescr(rel);
+	bool		wholerow = bms_is_member(0 - FirstLowInvalidHeapAttributeNumber,
+										 attrs_used);
+	bool		first = true;
+	ListCell   *lc;
+	int			i;
+
+	*retrieved_attrs = NIL;
+	appendStringInfoString(buf, "SELECT ");
+	for (i = 0; i < tupdesc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(tupdesc, i);
+
+		if (att->attisdropped)
+			continue;
+		if (!wholerow &&
+			!bms_is_member(i + 1 - FirstLowInvalidHeapAttributeNumber, attrs_used))
+			continue;
+		if (!first)
+			appendStringInfoString(buf, ", ");
+		first = false;
+		appendStringInfoString(buf, quote_identifier(NameStr(att->attname)));
+		*retrieved_attrs = lappend_int(*retrieved_attrs, i + 1);
+	}
+	if (first)
+		appendStringInfoString(buf, "NULL");
+	appendStringInfoString(buf, " FROM ");
+	deparse_table(buf, RelationGetRelid(rel));
+
+	first = true;
+	if (soft_delete)
+	{
+		appendStringInfoString(buf, " WHERE (deleted_at IS NULL)");
+		first = false;
+	}
+	foreach(lc, conds)
+	{
+		appendStringInfoString(buf, first ? " WHERE " : " AND ");
+		first = false;
+		deparse_expr(buf, (Expr *) lfirst(lc), cols, params);
+	}
+}

@@ -1,0 +1,90 @@
+/*
+ * deparse.h
+ *	  Private interface of deparse.c: which expressions of a query on a
+ *	  medpro foreign table may run in the clinic database, and the remote
+ *	  SQL that runs them.
+ *
+ * Only fdw.c calls it.  Everything here works on one foreign table at a
+ * time (a base relation): the remote SQL names that table only, as
+ * public.<table_name>, so no remote statement can name another clinic's
+ * objects (a clinic database holds one clinic).
+ */
+#ifndef MEDPRO_DEPARSE_H
+#define MEDPRO_DEPARSE_H
+
+#include "postgres.h"
+
+#include "lib/stringinfo.h"
+#include "nodes/pathnodes.h"
+#include "utils/rel.h"
+
+/* Column masks (column option mask). */
+#define MASK_NONE	0
+#define MASK_HIDE	1			/* NULL */
+#define MASK_LAST2	2			/* '*' for every character but the last two */
+
+/*
+ * What the deparser knows of a foreign table's columns, indexed by attnum - 1.
+ *
+ * masks: MASK_* of each column.  An expression that reads a masked column is
+ * never shipped, whatever the role: plans do not depend on the role, and a
+ * remote comparison would filter (or sort) on the clear value.
+ *
+ * This is also the place of per-column translations (e.g. a column stored
+ * encrypted with a blind index, where "col = const" must become a comparison
+ * of the index): deparse_column_translate() is called for every Var compared
+ * to a value and may refuse or rewrite it.
+ */
+typedef struct DeparseColumns
+{
+	Oid			relid;			/* the foreign table */
+	int			natts;
+	char	   *masks;
+} DeparseColumns;
+
+/* The columns of rel (masks read from the column options), palloc'd. */
+extern DeparseColumns *deparse_columns(Relation rel);
+
+/*
+ * Whether expr can be evaluated by the clinic database with the same
+ * result as locally: Vars of baserel's unmasked columns, constants,
+ * parameters, and built-in immutable operators and functions (comparisons,
+ * = ANY, IS [NOT] NULL, LIKE / ILIKE, AND / OR / NOT, casts, lower/upper,
+ * ...) whose collations are the default one.  With leak_check, every
+ * function must also be leakproof or unable to fail on data (LIKE, lower,
+ * ...): such a clause sits above a security barrier (the soft-delete views)
+ * and the clinic may evaluate it before the barrier's own qual.
+ */
+extern bool deparse_is_shippable(Expr *expr, RelOptInfo *baserel,
+								 const DeparseColumns *cols, bool leak_check);
+
+/*
+ * The sort clause "expr ASC|DESC|USING op NULLS FIRST|LAST" of each pathkey,
+ * or false when a pathkey cannot be sorted by the clinic with the local
+ * semantics (non-default collation, non-built-in operator, masked column).
+ * With buf NULL only checks.
+ */
+extern bool deparse_order_by(StringInfo buf, List *pathkeys, RelOptInfo *baserel,
+							 const DeparseColumns *cols, List **params);
+
+/*
+ * Append the SQL of a shippable expression; Params are added to *params
+ * (a Param already there reuses its number) and printed as $n::type.
+ */
+extern void deparse_expr(StringInfo buf, Expr *expr, const DeparseColumns *cols,
+						 List **params);
+
+/* "public.<table_name>" of a foreign table (option table_name). */
+extern void deparse_table(StringInfo buf, Oid relid);
+
+/*
+ * SELECT <columns> FROM public.<table> [WHERE <conds>]: columns are those of
+ * attrs_used (every column for a whole-row reference; "NULL" when none),
+ * *retrieved_attrs gets their attnums.  conds are shippable clauses (Expr);
+ * with soft_delete, (deleted_at IS NULL) comes first.
+ */
+extern void deparse_select(StringInfo buf, Relation rel, Bitmapset *attrs_used,
+						   List *conds, bool soft_delete, const DeparseColumns *cols,
+						   List **retrieved_attrs, List **params);
+
+#endif							/* MEDPRO_DEPARSE_H */
