@@ -332,6 +332,41 @@ ROLLBACK TO SAVEPOINT s1;
 SELECT count(*) = (SELECT count(*) FROM pd_local) AS all_rows FROM clinic.patients;
 COMMIT;
 
+-- The routing cache: no catalog read per statement, but a change committed
+-- by another backend is seen by the next transaction here.
+RESET ROLE;
+CREATE FUNCTION pg_temp.elsewhere(stmt text) RETURNS text LANGUAGE sql AS $$
+	SELECT dblink_exec(format('host=%s port=%s dbname=%s user=postgres',
+							  split_part(current_setting('unix_socket_directories'), ',', 1),
+							  current_setting('port'), current_database()), stmt)
+$$;
+SET ROLE regress_app;
+SELECT count(*) AS a_rows FROM clinic.patients;
+RESET ROLE;
+SELECT pg_temp.elsewhere(format('UPDATE medpro.clinics SET schema_version = schema_version - 1 WHERE id = %L', :'ca'));
+SET ROLE regress_app;
+SELECT regress_try('SELECT count(*) FROM clinic.patients');
+RESET ROLE;
+SELECT pg_temp.elsewhere(format('UPDATE medpro.clinics SET schema_version = schema_version + 1 WHERE id = %L', :'ca'));
+SET ROLE regress_app;
+SELECT count(*) AS a_rows FROM clinic.patients;
+RESET ROLE;
+SELECT pg_temp.elsewhere(format('UPDATE medpro.clinics SET status = %L WHERE id = %L', 'suspended', :'ca'));
+SET ROLE regress_app;
+SELECT regress_try('SELECT count(*) FROM clinic.patients');
+RESET ROLE;
+SELECT pg_temp.elsewhere(format('UPDATE medpro.clinics SET status = %L WHERE id = %L', 'active', :'ca'));
+SET ROLE regress_app;
+SELECT medpro_authenticate(:'a_admin', true) ->> 'role' AS role;
+SELECT count(*) AS a_rows FROM clinic.patients;
+-- A deactivated user's session context ends at the next transaction.
+RESET ROLE;
+SELECT pg_temp.elsewhere('UPDATE medpro.users SET is_active = false WHERE email = ''admin@pd-a.test''');
+SET ROLE regress_app;
+SELECT regress_try('SELECT count(*) FROM clinic.patients');
+RESET ROLE;
+SELECT pg_temp.elsewhere('UPDATE medpro.users SET is_active = true WHERE email = ''admin@pd-a.test''');
+
 SELECT medpro_reset();
 RESET ROLE;
 DROP TABLE pd_local;

@@ -62,6 +62,7 @@
 #include "fdw.h"
 #include "medpro.h"
 #include "remote.h"
+#include "routecache.h"
 #include "tenant.h"
 
 /* Rows a clinic table is assumed to hold (no remote statistics yet). */
@@ -165,10 +166,6 @@ static unsigned int cursor_counter = 0;
 static void fdwGetForeignUpperPaths(PlannerInfo *root, UpperRelationKind stage,
 									RelOptInfo *input_rel, RelOptInfo *output_rel,
 									void *extra);
-
-/* The latest schema version, cached for one local transaction. */
-static LocalTransactionId latest_version_lxid = InvalidLocalTransactionId;
-static int	latest_version = 0;
 
 PG_FUNCTION_INFO_V1(medpro_fdw_handler);
 PG_FUNCTION_INFO_V1(medpro_fdw_validator);
@@ -299,8 +296,8 @@ read_latest_version(void *arg)
 /*
  * The clinic schema version the central relations expect: the server
  * option schema_version, where 'latest' (the default) means the highest
- * version in medpro.migrations, read once per local transaction, and 0
- * means no check.
+ * version in medpro.migrations (kept in the routing cache until
+ * medpro.migrations changes), and 0 means no check.
  */
 static int
 expected_version(Relation rel)
@@ -308,6 +305,7 @@ expected_version(Relation rel)
 	ForeignTable *ft = GetForeignTable(RelationGetRelid(rel));
 	ForeignServer *server = GetForeignServer(ft->serverid);
 	const char *setting = "latest";
+	int			version = 0;
 	ListCell   *lc;
 
 	foreach(lc, server->options)
@@ -320,15 +318,12 @@ expected_version(Relation rel)
 	if (strcmp(setting, "latest") != 0)
 		return pg_strtoint32(setting);
 
-	if (latest_version_lxid != MyProc->lxid)
+	if (!routecache_get_latest_version(&version))
 	{
-		int			version = 0;
-
 		run_as_owner(rel->rd_rel->relowner, read_latest_version, &version);
-		latest_version = version;
-		latest_version_lxid = MyProc->lxid;
+		routecache_put_latest_version(version);
 	}
-	return latest_version;
+	return version;
 }
 
 /*

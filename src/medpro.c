@@ -16,6 +16,7 @@
 #include "medpro.h"
 #include "provision.h"
 #include "remote.h"
+#include "routecache.h"
 #include "tenant.h"
 
 PG_MODULE_MAGIC;
@@ -145,5 +146,6 @@ _PG_init(void)
 	/* remote before provision: its callbacks run in reverse order */
 	remote_init();
 	remote_clinic_init();
+	routecache_init();
 	provision_init();
 }

@@ -69,6 +69,7 @@
 #include "crypto.h"
 #include "medpro.h"
 #include "remote.h"
+#include "routecache.h"
 #include "tenant.h"
 
 /* Seconds a loopback connection attempt may take before it is abandoned. */
@@ -1328,12 +1329,37 @@ remote_extension_owner(void)
 static bool
 clinic_route_lookup(const pg_uuid_t *clinic_id, ClinicRoute *route)
 {
-	Oid			owner = remote_extension_owner();
+	Oid			owner;
 	Oid			save_userid;
 	int			save_sec_context;
 	bool		found = false;
+	RouteData	cached;
 
 	memset(route, 0, sizeof(ClinicRoute));
+
+	/* The routing cache, kept until the routing catalog changes. */
+	if (routecache_get_route(clinic_id, &found, &cached))
+	{
+		if (found)
+		{
+			strlcpy(route->db_name, cached.db_name, NAMEDATALEN);
+			strlcpy(route->db_role, cached.db_role, NAMEDATALEN);
+			strlcpy(route->status, cached.status, CLINIC_STATUS_LEN);
+			strlcpy(route->server, cached.server, NAMEDATALEN);
+			route->schema_version = cached.schema_version;
+			route->local_server = cached.local_server;
+			if (cached.password_sealed != NULL)
+			{
+				Size		len = VARSIZE_ANY(cached.password_sealed);
+
+				route->password_sealed = MemoryContextAlloc(TopTransactionContext, len);
+				memcpy(route->password_sealed, cached.password_sealed, len);
+			}
+		}
+		return found;
+	}
+
+	owner = remote_extension_owner();
 
 	GetUserIdAndSecContext(&save_userid, &save_sec_context);
 	SetUserIdAndSecContext(owner, save_sec_context |
@@ -1397,6 +1423,18 @@ clinic_route_lookup(const pg_uuid_t *clinic_id, ClinicRoute *route)
 	}
 	PG_END_TRY();
 
+	memset(&cached, 0, sizeof(cached));
+	if (found)
+	{
+		strlcpy(cached.db_name, route->db_name, NAMEDATALEN);
+		strlcpy(cached.db_role, route->db_role, NAMEDATALEN);
+		strlcpy(cached.status, route->status, ROUTE_STATUS_LEN);
+		strlcpy(cached.server, route->server, NAMEDATALEN);
+		cached.schema_version = route->schema_version;
+		cached.local_server = route->local_server;
+		cached.password_sealed = route->password_sealed;
+	}
+	routecache_put_route(clinic_id, found, &cached);
 	return found;
 }
 

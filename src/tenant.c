@@ -24,6 +24,7 @@
 #include "utils/uuid.h"
 
 #include "auth.h"
+#include "routecache.h"
 #include "tenant.h"
 
 /* The context in force, and the session-level one to fall back to. */
@@ -153,6 +154,8 @@ tenant_set(const pg_uuid_t *clinic, const pg_uuid_t *user, const char *role,
 	ctx.expires = expires;
 	ctx.token_version = token_version;
 	ctx.checked_lxid = MyProc->lxid;
+	/* the caller has just checked the user and the clinic */
+	ctx.checked_generation = IsTransactionState() ? routecache_generation() : 0;
 
 	if (IsTransactionState() && (saved == NULL ||
 								 saved->level != GetCurrentTransactionNestLevel()))
@@ -194,12 +197,27 @@ tenant_get(void)
 	if (current.valid && current.session && current.checked_lxid != MyProc->lxid &&
 		IsTransactionState())
 	{
+		/*
+		 * Nothing to read when medpro.users and medpro.clinics have not
+		 * changed since the last check (routecache.c: their changes bump
+		 * the generation in every backend).
+		 */
+		uint64		gen = routecache_generation();
+
 		current.checked_lxid = MyProc->lxid;
 		session_ctx.checked_lxid = MyProc->lxid;
-		if (!auth_session_still_valid(&current))
+		if (gen == 0 || gen != current.checked_generation)
 		{
-			memset(&current, 0, sizeof(current));
-			memset(&session_ctx, 0, sizeof(session_ctx));
+			if (!auth_session_still_valid(&current))
+			{
+				memset(&current, 0, sizeof(current));
+				memset(&session_ctx, 0, sizeof(session_ctx));
+			}
+			else
+			{
+				current.checked_generation = gen;
+				session_ctx.checked_generation = gen;
+			}
 		}
 	}
 	return current.valid ? &current : NULL;

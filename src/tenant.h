@@ -26,6 +26,7 @@ typedef struct TenantContext
 	TimestampTz expires;		/* the token's exp (plus leeway) */
 	int32		token_version;	/* the user's token version it was made with */
 	LocalTransactionId checked_lxid;	/* last transaction that checked it */
+	uint64		checked_generation; /* routing cache generation of that check */
 } TenantContext;
 
 /* Register transaction callbacks and the utility hook (from _PG_init). */

@@ -24,6 +24,23 @@ AS 'MODULE_PATHNAME', 'medpro_fdw_validator';
 COMMENT ON FUNCTION medpro.fdw_validator(text[], oid) IS 'internal: option validator of the medpro_fdw foreign-data wrapper';
 REVOKE ALL ON FUNCTION medpro.fdw_validator(text[], oid) FROM PUBLIC;
 
+-- The routing cache (src/routecache.c): each backend keeps the clinics'
+-- routing rows, the latest schema version and the result of its session
+-- check until one of these tables changes; the trigger tells every backend.
+CREATE FUNCTION medpro.routing_changed() RETURNS trigger
+LANGUAGE C
+AS 'MODULE_PATHNAME', 'medpro_routing_changed';
+COMMENT ON FUNCTION medpro.routing_changed() IS 'internal: statement trigger that drops every backend''s routing cache when the routing catalog changes';
+REVOKE ALL ON FUNCTION medpro.routing_changed() FROM PUBLIC;
+CREATE TRIGGER routing_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON medpro.clinics
+	FOR EACH STATEMENT EXECUTE FUNCTION medpro.routing_changed();
+CREATE TRIGGER routing_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON medpro.servers
+	FOR EACH STATEMENT EXECUTE FUNCTION medpro.routing_changed();
+CREATE TRIGGER routing_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON medpro.users
+	FOR EACH STATEMENT EXECUTE FUNCTION medpro.routing_changed();
+CREATE TRIGGER routing_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON medpro.migrations
+	FOR EACH STATEMENT EXECUTE FUNCTION medpro.routing_changed();
+
 CREATE FOREIGN DATA WRAPPER medpro_fdw
 	HANDLER medpro.fdw_handler VALIDATOR medpro.fdw_validator;
 COMMENT ON FOREIGN DATA WRAPPER medpro_fdw IS 'medpro routing: tenant-scoped relations served from the current clinic''s database';

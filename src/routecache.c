@@ -1,0 +1,213 @@
+/*
+ * routecache.c
+ *	  This backend's cache of the routing catalog: the routing row of each
+ *	  clinic used, the latest schema version, and a generation number that
+ *	  changes with medpro.clinics, medpro.servers, medpro.users and
+ *	  medpro.migrations.  See routecache.h.
+ *
+ * Invalidation: the trigger medpro.routing_changed() on those tables
+ * queues a relcache invalidation of the table it fires on; at commit it
+ * reaches every backend (this one included), whose callback here bumps the
+ * generation.  The callback does no catalog access and frees nothing: the
+ * entries are dropped at the next use of the cache, inside a transaction.
+ * A lost invalidation (sinval queue overflow) arrives as a reset for every
+ * relation (InvalidOid), which bumps the generation too.
+ */
+#include "postgres.h"
+
+#include "catalog/namespace.h"
+#include "commands/trigger.h"
+#include "fmgr.h"
+#include "utils/hsearch.h"
+#include "utils/inval.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+
+#include "routecache.h"
+
+typedef struct RouteEntry
+{
+	pg_uuid_t	clinic;			/* hash key */
+	bool		found;
+	RouteData	data;
+} RouteEntry;
+
+/* The OIDs of the watched tables, resolved at first use. */
+#define WATCHED_TABLES 4
+static const char *const watched_names[WATCHED_TABLES] = {
+	"clinics", "servers", "users", "migrations"
+};
+static Oid	watched[WATCHED_TABLES];
+static bool watched_resolved = false;
+
+/* Bumped by every invalidation of a watched table (never 0 once resolved). */
+static uint64 generation = 1;
+/* The generation the cache contents belong to. */
+static uint64 cache_generation = 0;
+
+static MemoryContext cache_cxt = NULL;
+static HTAB *routes = NULL;
+static bool latest_cached = false;
+static int	latest_version = 0;
+
+static void
+routecache_inval_callback(Datum arg, Oid relid)
+{
+	int			i;
+
+	if (!OidIsValid(relid))
+	{
+		generation++;
+		watched_resolved = false;
+		return;
+	}
+	for (i = 0; i < WATCHED_TABLES; i++)
+	{
+		if (watched[i] == relid)
+		{
+			generation++;
+			/* a dropped and recreated extension has new OIDs */
+			watched_resolved = false;
+			return;
+		}
+	}
+}
+
+/* Resolve the watched OIDs; false when the extension's tables are missing. */
+static bool
+resolve_watched(void)
+{
+	Oid			nsp;
+	int			i;
+
+	if (watched_resolved)
+		return true;
+	nsp = get_namespace_oid("medpro", true);
+	if (!OidIsValid(nsp))
+		return false;
+	for (i = 0; i < WATCHED_TABLES; i++)
+	{
+		watched[i] = get_relname_relid(watched_names[i], nsp);
+		if (!OidIsValid(watched[i]))
+			return false;
+	}
+	watched_resolved = true;
+	return true;
+}
+
+/* Make the cache current: empty it if an invalidation came since it filled. */
+static bool
+cache_ready(void)
+{
+	if (!resolve_watched())
+		return false;
+	if (cache_generation != generation || routes == NULL)
+	{
+		HASHCTL		ctl;
+
+		if (cache_cxt == NULL)
+			cache_cxt = AllocSetContextCreate(TopMemoryContext,
+											  "medpro routing cache",
+											  ALLOCSET_SMALL_SIZES);
+		else
+			MemoryContextReset(cache_cxt);
+		memset(&ctl, 0, sizeof(ctl));
+		ctl.keysize = sizeof(pg_uuid_t);
+		ctl.entrysize = sizeof(RouteEntry);
+		ctl.hcxt = cache_cxt;
+		routes = hash_create("medpro routes", 64, &ctl,
+							 HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+		latest_cached = false;
+		cache_generation = generation;
+	}
+	return true;
+}
+
+bool
+routecache_get_route(const pg_uuid_t *clinic, bool *found, RouteData *data)
+{
+	RouteEntry *e;
+
+	if (!cache_ready())
+		return false;
+	e = hash_search(routes, clinic, HASH_FIND, NULL);
+	if (e == NULL)
+		return false;
+	*found = e->found;
+	*data = e->data;
+	return true;
+}
+
+void
+routecache_put_route(const pg_uuid_t *clinic, bool found, const RouteData *data)
+{
+	RouteEntry *e;
+	bool		exists;
+
+	if (!cache_ready())
+		return;
+	e = hash_search(routes, clinic, HASH_ENTER, &exists);
+	e->found = found;
+	e->data = *data;
+	if (found && data->password_sealed != NULL)
+	{
+		Size		len = VARSIZE_ANY(data->password_sealed);
+
+		e->data.password_sealed = MemoryContextAlloc(cache_cxt, len);
+		memcpy(e->data.password_sealed, data->password_sealed, len);
+	}
+	else
+		e->data.password_sealed = NULL;
+}
+
+bool
+routecache_get_latest_version(int *version)
+{
+	if (!cache_ready() || !latest_cached)
+		return false;
+	*version = latest_version;
+	return true;
+}
+
+void
+routecache_put_latest_version(int version)
+{
+	if (!cache_ready())
+		return;
+	latest_version = version;
+	latest_cached = true;
+}
+
+uint64
+routecache_generation(void)
+{
+	if (!resolve_watched())
+		return 0;
+	return generation;
+}
+
+void
+routecache_init(void)
+{
+	CacheRegisterRelcacheCallback(routecache_inval_callback, (Datum) 0);
+}
+
+/*
+ * SQL: medpro.routing_changed() RETURNS trigger
+ *		Statement trigger on the routing catalog: every backend's routing
+ *		cache is dropped when the change commits.
+ */
+PG_FUNCTION_INFO_V1(medpro_routing_changed);
+
+Datum
+medpro_routing_changed(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("medpro.routing_changed() must be called as a trigger")));
+	CacheInvalidateRelcache(trigdata->tg_relation);
+	return PointerGetDatum(NULL);
+}
