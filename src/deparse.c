@@ -21,6 +21,7 @@
 #include "catalog/pg_operator.h"
 #include "catalog/pg_proc.h"
 #include "catalog/pg_type.h"
+#include "catalog/pg_type_d.h"
 #include "commands/defrem.h"
 #include "foreign/foreign.h"
 #include "nodes/nodeFuncs.h"
@@ -253,6 +254,29 @@ deparse_is_shippable(Expr *expr, RelOptInfo *baserel,
  * ---------------------------------------------------------------------
  */
 
+/*
+ * Whether the text form of a value of type depends on the settings
+ * set_transmission_modes fixes (dates, times, intervals, floats, and
+ * arrays or ranges of them); uuid, text, integers, numeric, boolean do not.
+ */
+bool
+deparse_output_needs_modes(Oid type)
+{
+	Oid			elem = get_element_type(type);
+	char		category;
+	bool		preferred;
+
+	if (OidIsValid(elem))
+		type = elem;
+	type = getBaseType(type);
+	if (type == FLOAT4OID || type == FLOAT8OID)
+		return true;
+	get_type_category_preferred(type, &category, &preferred);
+	return category == TYPCATEGORY_DATETIME || category == TYPCATEGORY_TIMESPAN ||
+		category == TYPCATEGORY_RANGE || category == TYPCATEGORY_USER ||
+		category == TYPCATEGORY_COMPOSITE || category == TYPCATEGORY_PSEUDOTYPE;
+}
+
 /* The type name the clinic reads back the same (built-in types only). */
 static char *
 type_name(Oid type, int32 typmod)
@@ -275,15 +299,20 @@ deparse_const(StringInfo buf, Const *c)
 	}
 	getTypeOutputInfo(c->consttype, &typout, &isvarlena);
 	/* values print the same whatever the local settings are */
-	nestlevel = NewGUCNestLevel();
-	(void) set_config_option("datestyle", "ISO", PGC_USERSET, PGC_S_SESSION,
-							 GUC_ACTION_SAVE, true, 0, false);
-	(void) set_config_option("intervalstyle", "postgres", PGC_USERSET,
-							 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
-	(void) set_config_option("extra_float_digits", "3", PGC_USERSET,
-							 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
-	v = OidOutputFunctionCall(typout, c->constvalue);
-	AtEOXact_GUC(true, nestlevel);
+	if (deparse_output_needs_modes(c->consttype))
+	{
+		nestlevel = NewGUCNestLevel();
+		(void) set_config_option("datestyle", "ISO", PGC_USERSET, PGC_S_SESSION,
+								 GUC_ACTION_SAVE, true, 0, false);
+		(void) set_config_option("intervalstyle", "postgres", PGC_USERSET,
+								 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+		(void) set_config_option("extra_float_digits", "3", PGC_USERSET,
+								 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+		v = OidOutputFunctionCall(typout, c->constvalue);
+		AtEOXact_GUC(true, nestlevel);
+	}
+	else
+		v = OidOutputFunctionCall(typout, c->constvalue);
 
 	switch (c->consttype)
 	{

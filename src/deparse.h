@@ -74,6 +74,13 @@ extern bool deparse_order_by(StringInfo buf, List *pathkeys, RelOptInfo *baserel
 extern void deparse_expr(StringInfo buf, Expr *expr, const DeparseColumns *cols,
 						 List **params);
 
+/*
+ * Whether the text form of a value of type depends on DateStyle,
+ * IntervalStyle or extra_float_digits (so it must be printed under fixed
+ * settings to be read back the same by the clinic).
+ */
+extern bool deparse_output_needs_modes(Oid type);
+
 /* "public.<table_name>" of a foreign table (option table_name). */
 extern void deparse_table(StringInfo buf, Oid relid);
 

@@ -111,6 +111,7 @@ typedef struct FdwScanState
 	List	   *param_exprs;	/* ExprStates */
 	FmgrInfo   *param_flinfo;	/* their output functions */
 	const char **param_values;
+	bool		params_need_modes;	/* set_transmission_modes needed */
 	/* the current batch */
 	MemoryContext batch_cxt;
 	HeapTuple  *tuples;
@@ -369,8 +370,10 @@ set_transmission_modes(void)
 static void
 reset_transmission_modes(int nestlevel)
 {
-	AtEOXact_GUC(true, nestlevel);
+	if (nestlevel >= 0)
+		AtEOXact_GUC(true, nestlevel);
 }
+
 
 /*
  * A tuple of tupdesc from row of res, whose first columns are
@@ -683,9 +686,26 @@ fdwGetForeignUpperPaths(PlannerInfo *root, UpperRelationKind stage,
 }
 
 /*
+ * The masks of cols as a string, one MASK_* character per column (the
+ * plan keeps it: options change only with ALTER, which invalidates plans).
+ */
+static char *
+masks_string(const DeparseColumns *cols)
+{
+	char	   *s = palloc(cols->natts + 1);
+	int			i;
+
+	for (i = 0; i < cols->natts; i++)
+		s[i] = '0' + cols->masks[i];
+	s[cols->natts] = '\0';
+	return s;
+}
+
+/*
  * fdw_private of a scan: the remote SELECT, the attnums of its columns, and
  * the most rows it can return (the LIMIT plus OFFSET, 1 for a lookup by
- * id, -1 when unknown): a scan that fits in one batch runs without cursor.
+ * id, -1 when unknown): a scan that fits in one batch runs without cursor;
+ * whether it locks rows; and the column masks (masks_string).
  *
  * A final upper path (LIMIT pushed down) has no scan relation of its own:
  * its fdw_scan_tlist lists the fetched columns as Vars of the base relation,
@@ -802,9 +822,10 @@ fdwGetForeignPlan(PlannerInfo *root, RelOptInfo *foreignrel, Oid foreigntableid,
 		appendStringInfoString(&buf, " FOR UPDATE");
 
 	return make_foreignscan(tlist, local_exprs, scan_relid, params,
-							list_make4(makeString(buf.data), retrieved_attrs,
+							list_make5(makeString(buf.data), retrieved_attrs,
 									   makeInteger(bound),
-									   makeInteger(strstr(buf.data, " FOR UPDATE") != NULL)),
+									   makeInteger(strstr(buf.data, " FOR UPDATE") != NULL),
+									   makeString(masks_string(fpinfo->cols))),
 							scan_tlist, is_final ? NIL : remote_exprs, outer_plan);
 }
 
@@ -840,7 +861,14 @@ fdwBeginForeignScan(ForeignScanState *node, int eflags)
 											eflags);
 	fsstate->conn = clinic_connect(fsstate->rel, &ctx);
 	fsstate->apply_masks = role_is_masked(ctx->role);
-	fsstate->masks = column_masks(fsstate->rel);
+	{
+		const char *m = strVal(list_nth(fsplan->fdw_private, 4));
+		int			len = strlen(m);
+
+		fsstate->masks = palloc0(Max(len, 1));
+		for (i = 0; i < len; i++)
+			fsstate->masks[i] = m[i] - '0';
+	}
 
 	/*
 	 * The tuples built: of the relation for a base scan; of fdw_scan_tlist
@@ -877,6 +905,8 @@ fdwBeginForeignScan(ForeignScanState *node, int eflags)
 
 			getTypeOutputInfo(exprType((Node *) lfirst(lc)), &typout, &isvarlena);
 			fmgr_info(typout, &fsstate->param_flinfo[i]);
+			if (deparse_output_needs_modes(exprType((Node *) lfirst(lc))))
+				fsstate->params_need_modes = true;
 			i++;
 		}
 	}
@@ -896,7 +926,7 @@ compute_params(ForeignScanState *node)
 	if (fsstate->num_params == 0)
 		return;
 	oldcxt = MemoryContextSwitchTo(econtext->ecxt_per_tuple_memory);
-	nestlevel = set_transmission_modes();
+	nestlevel = fsstate->params_need_modes ? set_transmission_modes() : -1;
 	foreach(lc, fsstate->param_exprs)
 	{
 		bool		isnull;

@@ -944,6 +944,16 @@ loopback_notice_receiver(void *arg, const PGresult *res)
 /* Milliseconds an abort-time ROLLBACK may take before the connection is dropped. */
 #define CLINIC_CLEANUP_TIMEOUT_MS	5000
 
+/*
+ * Settings of every clinic session, given at connect time: the remote SQL
+ * medpro writes relies on them (values printed in ISO form, exact floats,
+ * objects named from public then pg_catalog).  A client setting overrides
+ * any ALTER ROLE / DATABASE setting of the clinic.
+ */
+#define CLINIC_SESSION_OPTIONS \
+	"-c search_path=public,pg_catalog -c datestyle=ISO -c intervalstyle=postgres " \
+	"-c extra_float_digits=3 -c statement_timeout=0 -c lock_timeout=0"
+
 /* Statements deferred, and prepared, per connection at most. */
 #define CLINIC_MAX_DEFERRED			8
 #define CLINIC_MAX_PREPARED			64
@@ -1598,8 +1608,8 @@ clinic_cache_trim(ClinicConn *keep, int room)
 static PGconn *
 clinic_connect(const pg_uuid_t *clinic_id, const ClinicRoute *route)
 {
-	const char *keywords[10];
-	const char *values[10];
+	const char *keywords[12];
+	const char *values[12];
 	char		port[12];
 	char	   *host;
 	char	   *idstr = clinic_id_string(clinic_id);
@@ -1645,6 +1655,9 @@ clinic_connect(const pg_uuid_t *clinic_id, const ClinicRoute *route)
 	values[n++] = CppAsString2(LOOPBACK_CONNECT_TIMEOUT);
 	keywords[n] = "client_encoding";
 	values[n++] = GetDatabaseEncodingName();
+	/* fixed for the session; only timeouts are set per transaction */
+	keywords[n] = "options";
+	values[n++] = CLINIC_SESSION_OPTIONS;
 	keywords[n] = NULL;
 	values[n] = NULL;
 	Assert(n < lengthof(keywords));
@@ -1760,15 +1773,16 @@ clinic_start_sql(void)
 					 XactIsoLevel == XACT_SERIALIZABLE) ? " DEFERRABLE" : "");
 }
 
-/* The settings of the remote transaction, as one statement. */
+/*
+ * The local timeouts for the remote transaction, as one statement, or NULL
+ * when both are 0 (the session's values).
+ */
 static char *
 clinic_settings_sql(void)
 {
-	return psprintf("SELECT pg_catalog.set_config('search_path', 'public, pg_catalog', true), "
-					"pg_catalog.set_config('datestyle', 'ISO', true), "
-					"pg_catalog.set_config('intervalstyle', 'postgres', true), "
-					"pg_catalog.set_config('extra_float_digits', '3', true), "
-					"pg_catalog.set_config('statement_timeout', '%d', true), "
+	if (StatementTimeout == 0 && LockTimeout == 0)
+		return NULL;
+	return psprintf("SELECT pg_catalog.set_config('statement_timeout', '%d', true), "
 					"pg_catalog.set_config('lock_timeout', '%d', true)",
 					StatementTimeout, LockTimeout);
 }
@@ -1828,14 +1842,19 @@ clinic_pipeline(ClinicConn *entry, const RemoteStmt *stmts, int nstmts)
 		entry->changing_xact_state = true;
 	if (entry->sent_depth == 0)
 	{
+		char	   *settings = clinic_settings_sql();
+
 		sent = sent && PQsendQueryParams(conn, clinic_start_sql(), 0, NULL, NULL,
 										 NULL, NULL, 0);
 		items[nitems].kind = PIPE_LEVEL;
 		items[nitems++].index = 0;
-		sent = sent && PQsendQueryParams(conn, clinic_settings_sql(), 0, NULL, NULL,
-										 NULL, NULL, 0);
-		items[nitems].kind = PIPE_OTHER;
-		items[nitems++].index = 0;
+		if (settings != NULL)
+		{
+			sent = sent && PQsendQueryParams(conn, settings, 0, NULL, NULL,
+											 NULL, NULL, 0);
+			items[nitems].kind = PIPE_OTHER;
+			items[nitems++].index = 0;
+		}
 	}
 	for (level = Max(entry->sent_depth, 1) + 1; level <= entry->xact_depth; level++)
 	{
