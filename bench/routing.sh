@@ -154,8 +154,7 @@ spread() {
 		-D nclinics="$1" -D init=0 -U bench_app postgres 2>"$WORK/progress.err" >"$WORK/spread.out" || true
 	awk -v half="$SECS" '/^progress:/ { t = $2 + 0; if (t > half) { s += $4; c++ } }
 		END { if (c) printf "%.0f", s / c; else printf "0" }' "$WORK/progress.err"
-	printf ' '
-	sed -n 's/^tps = \([0-9.]*\) (without initial connection time)/\1/p' "$WORK/spread.out"
+	printf ' %s\n' "$(sed -n 's/^tps = \([0-9.]*\) (without initial connection time)/\1/p' "$WORK/spread.out")"
 }
 read -r D10 D10ALL < <(spread 10)
 read -r D100 D100ALL < <(spread 100)
