@@ -27,9 +27,13 @@ chmod 755 "$WORK"
 trap 'cat "$WORK/pgbench.err" 2>/dev/null | tail -5; rm -rf "$WORK"; scripts/cluster.sh destroy' EXIT
 SOCK=$PGHOST
 
-# Room for CLIENTS backends holding a connection to every clinic.
-psql -X -q -d postgres -c "ALTER SYSTEM SET max_connections = $((CLIENTS * (CLINICS + 20) + 50))"
+# Room for CLIENTS backends holding a connection to every clinic: connection
+# slots, and sockets (a backend may use a third of its file descriptors for
+# them, see AcquireExternalFD).
+psql -X -q -d postgres -c "ALTER SYSTEM SET max_connections = $((CLIENTS * (CLINICS + 20) + 50))" \
+	-c "ALTER SYSTEM SET max_files_per_process = $((3 * (CLINICS + 20) + 100))"
 scripts/cluster.sh stop
+ulimit -n $((4 * (CLINICS + 20) + 1000)) 2>/dev/null || echo "warning: could not raise ulimit -n" >&2
 scripts/cluster.sh start
 
 psql -X -q -v ON_ERROR_STOP=1 -d postgres <<'SQL'

@@ -266,11 +266,43 @@ SELECT setseed(0.7);
 SELECT * FROM pg_temp.pd_run(150);
 RESET medpro.fetch_size;
 
+-- Aggregates with GROUP BY on one clinic table: computed by the clinic.
+EXPLAIN (VERBOSE, COSTS OFF)
+SELECT last_name, count(*), count(email), min(first_name), max(date_of_birth), sum(length(notes))
+  FROM clinic.patients WHERE is_active GROUP BY last_name ORDER BY last_name;
+EXPLAIN (VERBOSE, COSTS OFF)
+SELECT count(*) FROM clinic.patients WHERE last_name LIKE 'D%';
+-- not shipped: a local clause, a masked column, DISTINCT, HAVING
+EXPLAIN (VERBOSE, COSTS OFF)
+SELECT count(*) FROM clinic.patients WHERE pg_temp.leaky(first_name);
+EXPLAIN (VERBOSE, COSTS OFF)
+SELECT gender, count(medical_history), count(DISTINCT last_name) FROM clinic.patients GROUP BY gender HAVING count(*) > 1;
+-- the same results as local evaluation
+CREATE FUNCTION pg_temp.pd_agg(q text) RETURNS boolean LANGUAGE plpgsql AS $$
+DECLARE
+	r text[];
+	l text[];
+BEGIN
+	EXECUTE format('SELECT array(SELECT t::text FROM (%s) t ORDER BY 1)', q) INTO r;
+	EXECUTE format('SELECT array(SELECT t::text FROM (%s) t ORDER BY 1)', replace(q, 'clinic.patients', 'pd_local')) INTO l;
+	RETURN r IS NOT DISTINCT FROM l AND cardinality(r) > 0;
+END
+$$;
+SELECT pg_temp.pd_agg('SELECT last_name, count(*), count(email), min(first_name), max(date_of_birth), sum(length(notes)) FROM clinic.patients WHERE is_active GROUP BY last_name') AS by_name,
+	   pg_temp.pd_agg('SELECT gender, is_active, count(*), min(created_at), max(patient_number) FROM clinic.patients GROUP BY gender, is_active') AS by_gender_active,
+	   pg_temp.pd_agg('SELECT count(*), count(gender), sum(length(last_name)), min(email), max(email) FROM clinic.patients WHERE last_name ILIKE ''d%''') AS no_group,
+	   pg_temp.pd_agg('SELECT lower(last_name), count(*) FROM clinic.patients GROUP BY lower(last_name)') AS by_expression,
+	   pg_temp.pd_agg('SELECT count(*) FROM clinic.patients WHERE last_name = ''nobody''') AS empty,
+	   pg_temp.pd_agg('SELECT gender, count(*) FROM clinic.patients WHERE pg_temp.leaky(first_name) GROUP BY gender') AS local;
+
 -- Masking: a secretary's qual on a masked column is evaluated on the masked value.
 SELECT social_security_number AS a_ssn FROM clinic.patients WHERE social_security_number IS NOT NULL ORDER BY id LIMIT 1 \gset
 SELECT count(*) AS admin_finds FROM clinic.patients WHERE social_security_number = :'a_ssn';
 SELECT medpro_authenticate(:'a_sec', true) ->> 'role' AS role;
 SELECT count(*) AS secretary_finds FROM clinic.patients WHERE social_security_number = :'a_ssn';
+-- hidden values are NULL for a secretary, also when counted
+SELECT count(medical_history) AS secretary_counts_hidden, count(social_security_number) > 0 AS secretary_counts_last2
+  FROM clinic.patients;
 SELECT count(*) AS secretary_finds_masked FROM clinic.patients
  WHERE social_security_number = repeat('*', 13) || right(:'a_ssn', 2) AND id = (SELECT id FROM pd_local WHERE social_security_number = :'a_ssn' LIMIT 1);
 -- sorted here, on the masked values (the clinic would sort the clear ones)
@@ -331,6 +363,31 @@ SELECT count(*) FROM (SELECT id FROM clinic.patients WHERE pg_temp.leaky(last_na
 ROLLBACK TO SAVEPOINT s1;
 SELECT count(*) = (SELECT count(*) FROM pd_local) AS all_rows FROM clinic.patients;
 COMMIT;
+
+-- Multi-row INSERT: medpro.fetch_size rows per remote statement, each row
+-- returned and audited; with RETURNING, one row per statement.
+SELECT medpro_authenticate(:'a_admin', true) ->> 'role' AS role;
+SET medpro.fetch_size = 4;
+EXPLAIN (VERBOSE, COSTS OFF)
+INSERT INTO clinic.categories (name, color) SELECT 'batch ' || g, 'c' || g FROM generate_series(1, 10) g;
+INSERT INTO clinic.categories (name, color) SELECT 'batch ' || g, 'c' || g FROM generate_series(1, 10) g;
+INSERT INTO clinic.categories (name, color) SELECT 'returned ' || g, 'c' FROM generate_series(1, 3) g
+RETURNING name, company_id = :'ca' AS own_company;
+SELECT count(*) FILTER (WHERE name LIKE 'batch %') AS batched, count(*) FILTER (WHERE name LIKE 'returned %') AS returned
+  FROM clinic.categories;
+SELECT medpro_authenticate(:'a_sec', true) ->> 'role' AS role;
+SELECT regress_try($$INSERT INTO clinic.patients (first_name, last_name, medical_history)
+					 SELECT 'F' || g, 'L' || g, CASE WHEN g = 3 THEN 'x' END FROM generate_series(1, 5) g$$);
+SELECT count(*) AS none_inserted FROM clinic.patients WHERE first_name ~ '^F[0-9]$';
+RESET medpro.fetch_size;
+RESET ROLE;
+-- rows inserted by one statement share their cmin: 10 rows, 3 statements
+SELECT * FROM pg_temp.in_clinic(:'ca', $$SELECT count(DISTINCT cmin::text)::text FROM categories WHERE name LIKE 'batch %'$$) AS t(v text);
+SELECT count(*) AS audit_rows, count(DISTINCT a.entity_id) AS distinct_ids,
+	   bool_and(a.new_data ->> 'name' LIKE 'batch %') AS audited_names
+  FROM medpro.audit_log a
+ WHERE a.clinic_id = :'ca' AND a.entity = 'categories' AND a.action = 'insert' AND a.new_data ->> 'name' LIKE 'batch %';
+SET ROLE regress_app;
 
 -- The routing cache: no catalog read per statement, but a change committed
 -- by another backend is seen by the next transaction here.

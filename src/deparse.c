@@ -17,6 +17,7 @@
 
 #include "access/htup_details.h"
 #include "access/sysattr.h"
+#include "catalog/pg_aggregate.h"
 #include "catalog/pg_collation.h"
 #include "catalog/pg_operator.h"
 #include "catalog/pg_proc.h"
@@ -44,6 +45,8 @@ typedef struct ShipCtx
 } ShipCtx;
 
 static bool ship_walker(Node *node, ShipCtx *ctx);
+static void deparse_aggref(StringInfo buf, Aggref *agg, const DeparseColumns *cols,
+						   List **params);
 
 /* Objects of the initial catalog: the same in every database of the server. */
 static bool
@@ -487,6 +490,9 @@ deparse_expr(StringInfo buf, Expr *expr, const DeparseColumns *cols,
 		case T_FuncExpr:
 			deparse_func(buf, (FuncExpr *) node, cols, params);
 			break;
+		case T_Aggref:
+			deparse_aggref(buf, (Aggref *) node, cols, params);
+			break;
 		case T_RelabelType:
 			{
 				RelabelType *r = (RelabelType *) node;
@@ -649,7 +655,6 @@ deparse_select(StringInfo buf, Relation rel, Bitmapset *attrs_used,
 	bool		wholerow = bms_is_member(0 - FirstLowInvalidHeapAttributeNumber,
 										 attrs_used);
 	bool		first = true;
-	ListCell   *lc;
 	int			i;
 
 	*retrieved_attrs = NIL;
@@ -671,10 +676,18 @@ deparse_select(StringInfo buf, Relation rel, Bitmapset *attrs_used,
 	}
 	if (first)
 		appendStringInfoString(buf, "NULL");
-	appendStringInfoString(buf, " FROM ");
-	deparse_table(buf, RelationGetRelid(rel));
+	deparse_from_where(buf, RelationGetRelid(rel), conds, soft_delete, cols, params);
+}
 
-	first = true;
+void
+deparse_from_where(StringInfo buf, Oid relid, List *conds, bool soft_delete,
+				   const DeparseColumns *cols, List **params)
+{
+	ListCell   *lc;
+	bool		first = true;
+
+	appendStringInfoString(buf, " FROM ");
+	deparse_table(buf, relid);
 	if (soft_delete)
 	{
 		appendStringInfoString(buf, " WHERE (deleted_at IS NULL)");
@@ -686,4 +699,53 @@ deparse_select(StringInfo buf, Relation rel, Bitmapset *attrs_used,
 		first = false;
 		deparse_expr(buf, (Expr *) lfirst(lc), cols, params);
 	}
+}
+
+bool
+deparse_aggregate_is_shippable(Aggref *agg, RelOptInfo *baserel,
+							   const DeparseColumns *cols)
+{
+	const char *name;
+	ListCell   *lc;
+
+	if (agg->aggsplit != AGGSPLIT_SIMPLE || agg->aggkind != AGGKIND_NORMAL ||
+		agg->aggdistinct != NIL || agg->aggorder != NIL || agg->aggfilter != NULL ||
+		agg->aggvariadic || agg->aggdirectargs != NIL || agg->agglevelsup != 0)
+		return false;
+	if (!is_builtin(agg->aggfnoid) || !is_builtin(agg->aggtype) ||
+		!collation_ok(agg->inputcollid) || !collation_ok(agg->aggcollid))
+		return false;
+	name = get_func_name(agg->aggfnoid);
+	if (name == NULL || (strcmp(name, "count") != 0 && strcmp(name, "sum") != 0 &&
+						 strcmp(name, "min") != 0 && strcmp(name, "max") != 0))
+		return false;
+	/* the arguments are computed on the rows the WHERE kept: no leak check */
+	foreach(lc, agg->args)
+	{
+		TargetEntry *tle = lfirst_node(TargetEntry, lc);
+
+		if (!deparse_is_shippable(tle->expr, baserel, cols, false))
+			return false;
+	}
+	return true;
+}
+
+static void
+deparse_aggref(StringInfo buf, Aggref *agg, const DeparseColumns *cols,
+			   List **params)
+{
+	ListCell   *lc;
+	bool		first = true;
+
+	appendStringInfo(buf, "pg_catalog.%s(", quote_identifier(get_func_name(agg->aggfnoid)));
+	if (agg->aggstar)
+		appendStringInfoChar(buf, '*');
+	foreach(lc, agg->args)
+	{
+		if (!first)
+			appendStringInfoString(buf, ", ");
+		first = false;
+		deparse_expr(buf, lfirst_node(TargetEntry, lc)->expr, cols, params);
+	}
+	appendStringInfoChar(buf, ')');
 }

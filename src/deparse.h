@@ -94,4 +94,21 @@ extern void deparse_select(StringInfo buf, Relation rel, Bitmapset *attrs_used,
 						   List *conds, bool soft_delete, const DeparseColumns *cols,
 						   List **retrieved_attrs, List **params);
 
+/*
+ * " FROM public.<table> [WHERE (deleted_at IS NULL) AND <conds>]", as in
+ * deparse_select.
+ */
+extern void deparse_from_where(StringInfo buf, Oid relid, List *conds,
+							   bool soft_delete, const DeparseColumns *cols,
+							   List **params);
+
+/*
+ * Whether an aggregate of baserel's rows can be computed by the clinic:
+ * count(*), count, sum, min, max of shippable arguments, without DISTINCT,
+ * ORDER BY or FILTER, with default collations.  deparse_expr writes it as
+ * pg_catalog.<name>(<args>).
+ */
+extern bool deparse_aggregate_is_shippable(Aggref *agg, RelOptInfo *baserel,
+										   const DeparseColumns *cols);
+
 #endif							/* MEDPRO_DEPARSE_H */

@@ -46,6 +46,7 @@
 #include "optimizer/pathnode.h"
 #include "optimizer/planmain.h"
 #include "optimizer/restrictinfo.h"
+#include "optimizer/tlist.h"
 #include "parser/parsetree.h"
 #include "storage/proc.h"
 #include "utils/builtins.h"
@@ -55,6 +56,7 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
+#include "utils/selfuncs.h"
 #include "utils/uuid.h"
 
 #include "audit.h"
@@ -85,6 +87,17 @@ typedef struct FdwRelInfo
 	bool		soft_delete;	/* scans read live rows only */
 	bool		id_lookup;		/* a remote clause id = value */
 } FdwRelInfo;
+
+/*
+ * Planner state of a grouped relation whose aggregation the clinic does
+ * (grouped_rel->fdw_private): the scanned base relation, and the remote
+ * SELECT list (grouping expressions and aggregates) as fdw_scan_tlist.
+ */
+typedef struct FdwGroupInfo
+{
+	RelOptInfo *baserel;
+	List	   *tlist;
+} FdwGroupInfo;
 
 /* Executor state of a scan. */
 typedef struct FdwScanState
@@ -127,6 +140,8 @@ typedef struct FdwModifyState
 	List	   *retrieved_attrs;	/* attnums of RETURNING (every column) */
 	List	   *old_attrs;		/* attnums of the old row's columns after them */
 	CmdType		operation;
+	char	   *insert_prefix;	/* INSERT INTO t (<columns>), for batches */
+	char	   *insert_returning;	/* " RETURNING <every column>" */
 	bool		soft_delete;	/* DELETE is an UPDATE of deleted_at */
 	Relation	rel;
 	AttInMetadata *attinmeta;
@@ -167,6 +182,8 @@ static unsigned int cursor_counter = 0;
 static void fdwGetForeignUpperPaths(PlannerInfo *root, UpperRelationKind stage,
 									RelOptInfo *input_rel, RelOptInfo *output_rel,
 									void *extra);
+static void add_grouped_path(PlannerInfo *root, RelOptInfo *input_rel,
+							 RelOptInfo *output_rel, GroupPathExtraData *gextra);
 
 PG_FUNCTION_INFO_V1(medpro_fdw_handler);
 PG_FUNCTION_INFO_V1(medpro_fdw_validator);
@@ -606,6 +623,138 @@ final_scan_rel(PlannerInfo *root)
 	return baserel;
 }
 
+/*
+ * Aggregate pushdown: count(*), count, sum, min, max with GROUP BY on one
+ * clinic table, when every clause is shipped, there is no HAVING or
+ * grouping set, and every output of the grouping step is a shippable
+ * grouping expression or aggregate.  The clinic then returns one row per
+ * group.
+ */
+static void
+add_grouped_path(PlannerInfo *root, RelOptInfo *input_rel, RelOptInfo *output_rel,
+				 GroupPathExtraData *gextra)
+{
+	Query	   *parse = root->parse;
+	PathTarget *target = root->upper_targets[UPPERREL_GROUP_AGG];
+	FdwRelInfo *fpinfo;
+	FdwGroupInfo *ginfo;
+	List	   *tlist = NIL;
+	ListCell   *lc;
+	int			i = 0;
+	double		rows;
+	Cost		startup = FDW_STARTUP_COST;
+	Cost		total;
+
+	if (input_rel->reloptkind != RELOPT_BASEREL || input_rel->fdw_private == NULL ||
+		input_rel->fdwroutine == NULL ||
+		input_rel->fdwroutine->GetForeignUpperPaths != fdwGetForeignUpperPaths ||
+		output_rel->fdw_private != NULL)
+		return;
+	if (gextra->patype != PARTITIONWISE_AGGREGATE_NONE || parse->groupingSets != NIL ||
+		parse->havingQual != NULL || parse->hasTargetSRFs)
+		return;
+	fpinfo = (FdwRelInfo *) input_rel->fdw_private;
+	if (fpinfo->local_conds != NIL || input_rel->lateral_relids != NULL)
+		return;
+
+	foreach(lc, target->exprs)
+	{
+		Expr	   *expr = (Expr *) lfirst(lc);
+		Index		sgref = get_pathtarget_sortgroupref(target, i);
+		SortGroupClause *sgc = sgref ? get_sortgroupref_clause_noerr(sgref, parse->groupClause) : NULL;
+		TargetEntry *tle;
+
+		if (sgc != NULL)
+		{
+			/* grouped on the rows the WHERE kept: no leak check */
+			if (!OidIsValid(sgc->eqop) || sgc->eqop >= FirstGenbkiObjectId ||
+				!deparse_is_shippable(expr, input_rel, fpinfo->cols, false))
+				return;
+		}
+		else if (!IsA(expr, Aggref) ||
+				 !deparse_aggregate_is_shippable((Aggref *) expr, input_rel, fpinfo->cols))
+			return;
+		tle = makeTargetEntry(copyObject(expr), i + 1, NULL, false);
+		tle->ressortgroupref = sgc != NULL ? sgref : 0;
+		tlist = lappend(tlist, tle);
+		i++;
+	}
+
+	if (parse->groupClause == NIL)
+		rows = 1;
+	else
+		rows = estimate_num_groups(root,
+								   get_sortgrouplist_exprs(parse->groupClause,
+														   parse->targetList),
+								   input_rel->rows, NULL, NULL);
+	rows = clamp_row_est(rows);
+	/* the clinic reads the rows; only the groups cross the connection */
+	total = startup + input_rel->rows * cpu_operator_cost + rows * FDW_ROW_COST;
+
+	ginfo = palloc0(sizeof(FdwGroupInfo));
+	ginfo->baserel = input_rel;
+	ginfo->tlist = tlist;
+	output_rel->fdw_private = ginfo;
+	add_path(output_rel, (Path *)
+			 create_foreign_upper_path(root, output_rel, target, rows, startup,
+									   total, NIL, NULL, NIL));
+}
+
+/*
+ * The plan of a grouped path: SELECT <grouping expressions and aggregates>
+ * FROM public.<table> [WHERE ...] [GROUP BY <positions>].
+ */
+static ForeignScan *
+grouped_plan(PlannerInfo *root, RelOptInfo *grouped_rel, List *tlist,
+			 Plan *outer_plan)
+{
+	FdwGroupInfo *ginfo = (FdwGroupInfo *) grouped_rel->fdw_private;
+	FdwRelInfo *fpinfo = (FdwRelInfo *) ginfo->baserel->fdw_private;
+	List	   *remote_exprs = NIL;
+	List	   *params = NIL;
+	List	   *retrieved = NIL;
+	StringInfoData buf;
+	StringInfoData masks;
+	ListCell   *lc;
+	bool		first = true;
+
+	foreach(lc, fpinfo->remote_conds)
+		remote_exprs = lappend(remote_exprs, lfirst_node(RestrictInfo, lc)->clause);
+
+	initStringInfo(&buf);
+	initStringInfo(&masks);
+	appendStringInfoString(&buf, "SELECT ");
+	foreach(lc, ginfo->tlist)
+	{
+		TargetEntry *tle = lfirst_node(TargetEntry, lc);
+
+		if (!first)
+			appendStringInfoString(&buf, ", ");
+		first = false;
+		deparse_expr(&buf, tle->expr, fpinfo->cols, &params);
+		retrieved = lappend_int(retrieved, tle->resno);
+		appendStringInfoChar(&masks, '0');
+	}
+	deparse_from_where(&buf, fpinfo->relid, remote_exprs, fpinfo->soft_delete,
+					   fpinfo->cols, &params);
+	first = true;
+	foreach(lc, ginfo->tlist)
+	{
+		TargetEntry *tle = lfirst_node(TargetEntry, lc);
+
+		if (tle->ressortgroupref == 0)
+			continue;
+		appendStringInfo(&buf, "%s%d", first ? " GROUP BY " : ", ", tle->resno);
+		first = false;
+	}
+
+	return make_foreignscan(tlist, NIL, 0, params,
+							list_make5(makeString(buf.data), retrieved,
+									   makeInteger(-1), makeInteger(0),
+									   makeString(masks.data)),
+							ginfo->tlist, NIL, outer_plan);
+}
+
 /* A LIMIT or OFFSET the clinic computes the same: a constant or a parameter. */
 static bool
 limit_is_shippable(Node *node)
@@ -650,6 +799,11 @@ fdwGetForeignUpperPaths(PlannerInfo *root, UpperRelationKind stage,
 	Cost		startup = FDW_STARTUP_COST;
 	ForeignPath *path;
 
+	if (stage == UPPERREL_GROUP_AGG)
+	{
+		add_grouped_path(root, input_rel, output_rel, (GroupPathExtraData *) extra);
+		return;
+	}
 	if (stage != UPPERREL_FINAL || !fextra->limit_needed)
 		return;
 	baserel = final_scan_rel(root);
@@ -716,9 +870,9 @@ fdwGetForeignPlan(PlannerInfo *root, RelOptInfo *foreignrel, Oid foreigntableid,
 				  ForeignPath *best_path, List *tlist, List *scan_clauses,
 				  Plan *outer_plan)
 {
-	bool		is_final = foreignrel->reloptkind == RELOPT_UPPER_REL;
-	RelOptInfo *baserel = is_final ? final_scan_rel(root) : foreignrel;
-	FdwRelInfo *fpinfo = (FdwRelInfo *) baserel->fdw_private;
+	bool		is_final;
+	RelOptInfo *baserel;
+	FdwRelInfo *fpinfo;
 	List	   *remote_exprs = NIL;
 	List	   *local_exprs = NIL;
 	List	   *params = NIL;
@@ -728,8 +882,17 @@ fdwGetForeignPlan(PlannerInfo *root, RelOptInfo *foreignrel, Oid foreigntableid,
 	StringInfoData buf;
 	Relation	rel;
 	ListCell   *lc;
-	int			bound = fpinfo->id_lookup ? 1 : -1;
-	Index		scan_relid = is_final ? 0 : baserel->relid;
+	int			bound;
+	Index		scan_relid;
+
+	/* a grouped relation keeps its FdwGroupInfo; a final one has none */
+	if (foreignrel->reloptkind == RELOPT_UPPER_REL && foreignrel->fdw_private != NULL)
+		return grouped_plan(root, foreignrel, tlist, outer_plan);
+	is_final = foreignrel->reloptkind == RELOPT_UPPER_REL;
+	baserel = is_final ? final_scan_rel(root) : foreignrel;
+	fpinfo = (FdwRelInfo *) baserel->fdw_private;
+	bound = fpinfo->id_lookup ? 1 : -1;
+	scan_relid = is_final ? 0 : baserel->relid;
 
 	if (is_final)
 	{
@@ -1211,7 +1374,9 @@ deparse_update_returning_old(StringInfo sql, Relation rel, const char *set,
  * parameters (after the id for UPDATE and DELETE), the attnums of
  * RETURNING, which lists every column (the audit row needs them), and the
  * attnums of the old row's unmasked columns that UPDATE and soft DELETE
- * return after them (the audit row's old_data).
+ * return after them (the audit row's old_data); for an INSERT naming
+ * columns, "INSERT INTO public.t (<columns>)" and " RETURNING ..." from
+ * which batches are built (else empty strings).
  */
 static List *
 fdwPlanForeignModify(PlannerInfo *root, ModifyTable *plan,
@@ -1228,6 +1393,8 @@ fdwPlanForeignModify(PlannerInfo *root, ModifyTable *plan,
 	char	   *table_name;
 	bool		soft_delete;
 	const char *id_name;
+	char	   *insert_prefix = NULL;
+	char	   *returning = NULL;
 	ListCell   *lc;
 	int			col;
 	int			n;
@@ -1290,7 +1457,9 @@ fdwPlanForeignModify(PlannerInfo *root, ModifyTable *plan,
 									 quote_identifier(NameStr(att->attname)));
 					n++;
 				}
-				appendStringInfoString(&sql, ") VALUES (");
+				appendStringInfoChar(&sql, ')');
+				insert_prefix = pstrdup(sql.data);
+				appendStringInfoString(&sql, " VALUES (");
 				for (n = 1; n <= list_length(target_attrs); n++)
 					appendStringInfo(&sql, "%s$%d", n > 1 ? ", " : "", n);
 				appendStringInfoChar(&sql, ')');
@@ -1333,13 +1502,17 @@ fdwPlanForeignModify(PlannerInfo *root, ModifyTable *plan,
 	}
 	if (operation == CMD_INSERT)
 	{
+		int			len = sql.len;
+
 		appendStringInfoString(&sql, " RETURNING ");
 		deparse_all_columns(&sql, rel, NULL, false, &retrieved_attrs);
+		returning = pstrdup(sql.data + len);
 	}
 	table_close(rel, NoLock);
 
-	return list_make4(makeString(sql.data), target_attrs, retrieved_attrs,
-					  old_attrs);
+	return lappend(list_make5(makeString(sql.data), target_attrs, retrieved_attrs,
+							  old_attrs, makeString(insert_prefix ? insert_prefix : "")),
+				   makeString(returning ? returning : ""));
 }
 
 static void
@@ -1357,6 +1530,11 @@ fdwBeginForeignModify(ModifyTableState *mtstate, ResultRelInfo *rinfo,
 	fmstate->target_attrs = lsecond(fdw_private);
 	fmstate->retrieved_attrs = lthird(fdw_private);
 	fmstate->old_attrs = lfourth(fdw_private);
+	if (strVal(list_nth(fdw_private, 4))[0] != '\0')
+	{
+		fmstate->insert_prefix = strVal(list_nth(fdw_private, 4));
+		fmstate->insert_returning = strVal(list_nth(fdw_private, 5));
+	}
 	if (eflags & EXEC_FLAG_EXPLAIN_ONLY)
 		return;
 
@@ -1525,7 +1703,7 @@ audit_as_owner(void *arg)
  */
 static void
 append_row_json(StringInfo buf, FdwModifyState *fmstate, PGresult *res,
-				int first_field, List *attrs)
+				int row, int first_field, List *attrs)
 {
 	TupleDesc	tupdesc = RelationGetDescr(fmstate->rel);
 	ListCell   *lc;
@@ -1537,7 +1715,7 @@ append_row_json(StringInfo buf, FdwModifyState *fmstate, PGresult *res,
 	{
 		int			attnum = lfirst_int(lc);
 		Form_pg_attribute att = TupleDescAttr(tupdesc, attnum - 1);
-		char	   *v = PQgetisnull(res, 0, i) ? NULL : PQgetvalue(res, 0, i);
+		char	   *v = PQgetisnull(res, row, i) ? NULL : PQgetvalue(res, row, i);
 
 		if (fmstate->masks[attnum - 1] == MASK_NONE)
 		{
@@ -1560,7 +1738,8 @@ append_row_json(StringInfo buf, FdwModifyState *fmstate, PGresult *res,
  * NULL when the clinic changed no row.  Clears res.
  */
 static TupleTableSlot *
-finish_modify(FdwModifyState *fmstate, PGresult *res, TupleTableSlot *slot)
+finish_modify_row(FdwModifyState *fmstate, PGresult *res, int row,
+				  TupleTableSlot *slot)
 {
 	TupleDesc	tupdesc = RelationGetDescr(fmstate->rel);
 	StringInfoData json;
@@ -1574,42 +1753,34 @@ finish_modify(FdwModifyState *fmstate, PGresult *res, TupleTableSlot *slot)
 
 	initStringInfo(&json);
 	initStringInfo(&old_json);
-	PG_TRY();
+	if (PQntuples(res) > row)
 	{
-		if (PQntuples(res) > 0)
+		HeapTuple	tup;
+		ListCell   *lc;
+		int			i = 0;
+
+		found = true;
+		tup = make_tuple(res, row, tupdesc, RelationGetRelationName(fmstate->rel),
+						 fmstate->attinmeta, fmstate->retrieved_attrs, NULL,
+						 list_length(fmstate->old_attrs),
+						 fmstate->masks, fmstate->apply_masks);
+		ExecForceStoreHeapTuple(tup, slot, false);
+
+		foreach(lc, fmstate->retrieved_attrs)
 		{
-			HeapTuple	tup;
-			ListCell   *lc;
-			int			i = 0;
+			Form_pg_attribute att = TupleDescAttr(tupdesc, lfirst_int(lc) - 1);
 
-			found = true;
-			tup = make_tuple(res, 0, tupdesc, RelationGetRelationName(fmstate->rel),
-							 fmstate->attinmeta, fmstate->retrieved_attrs, NULL,
-							 list_length(fmstate->old_attrs),
-							 fmstate->masks, fmstate->apply_masks);
-			ExecForceStoreHeapTuple(tup, slot, false);
-
-			foreach(lc, fmstate->retrieved_attrs)
-			{
-				Form_pg_attribute att = TupleDescAttr(tupdesc, lfirst_int(lc) - 1);
-
-				if (strcmp(NameStr(att->attname), "id") == 0 &&
-					!PQgetisnull(res, 0, i))
-					entity_id = pstrdup(PQgetvalue(res, 0, i));
-				i++;
-			}
-			append_row_json(&json, fmstate, res, 0, fmstate->retrieved_attrs);
-			if (has_old)
-				append_row_json(&old_json, fmstate, res,
-								list_length(fmstate->retrieved_attrs),
-								fmstate->old_attrs);
+			if (strcmp(NameStr(att->attname), "id") == 0 &&
+				!PQgetisnull(res, row, i))
+				entity_id = pstrdup(PQgetvalue(res, row, i));
+			i++;
 		}
+		append_row_json(&json, fmstate, res, row, 0, fmstate->retrieved_attrs);
+		if (has_old)
+			append_row_json(&old_json, fmstate, res, row,
+							list_length(fmstate->retrieved_attrs),
+							fmstate->old_attrs);
 	}
-	PG_FINALLY();
-	{
-		PQclear(res);
-	}
-	PG_END_TRY();
 
 	if (!found)
 		return NULL;
@@ -1645,6 +1816,100 @@ finish_modify(FdwModifyState *fmstate, PGresult *res, TupleTableSlot *slot)
 	}
 	run_as_owner(fmstate->owner, audit_as_owner, &a);
 	return slot;
+}
+
+/* finish_modify_row for row 0, then PQclear(res) on every path. */
+static TupleTableSlot *
+finish_modify(FdwModifyState *fmstate, PGresult *res, TupleTableSlot *slot)
+{
+	TupleTableSlot *result;
+
+	PG_TRY();
+	{
+		result = finish_modify_row(fmstate, res, 0, slot);
+	}
+	PG_FINALLY();
+	{
+		PQclear(res);
+	}
+	PG_END_TRY();
+	return result;
+}
+
+/*
+ * Multi-row INSERT: up to medpro.fetch_size rows per remote statement,
+ * INSERT ... VALUES (...), (...) RETURNING <every column>, each returned
+ * row stored in its slot and audited.  Only when the local statement has
+ * no RETURNING, WITH CHECK OPTION or row trigger (the executor then needs
+ * no row before the batch is sent), and it names columns.
+ */
+static int
+fdwGetForeignModifyBatchSize(ResultRelInfo *rinfo)
+{
+	FdwModifyState *fmstate = (FdwModifyState *) rinfo->ri_FdwState;
+	int			n;
+
+	if (fmstate == NULL || fmstate->insert_prefix == NULL ||
+		fmstate->target_attrs == NIL || rinfo->ri_projectReturning != NULL ||
+		rinfo->ri_WithCheckOptions != NIL ||
+		(rinfo->ri_TrigDesc &&
+		 (rinfo->ri_TrigDesc->trig_insert_before_row ||
+		  rinfo->ri_TrigDesc->trig_insert_after_row)))
+		return 1;
+	/* at most 65535 parameters per statement */
+	n = Min(medpro_fetch_size, 65535 / list_length(fmstate->target_attrs));
+	return Max(n, 1);
+}
+
+static TupleTableSlot **
+fdwExecForeignBatchInsert(EState *estate, ResultRelInfo *rinfo,
+						  TupleTableSlot **slots, TupleTableSlot **planSlots,
+						  int *numSlots)
+{
+	FdwModifyState *fmstate = (FdwModifyState *) rinfo->ri_FdwState;
+	int			ncols = list_length(fmstate->target_attrs);
+	const char **values = palloc(sizeof(char *) * Max(ncols * *numSlots, 1));
+	StringInfoData sql;
+	PGresult   *res;
+	int			i;
+	int			j;
+
+	initStringInfo(&sql);
+	appendStringInfo(&sql, "%s VALUES ", fmstate->insert_prefix);
+	for (i = 0; i < *numSlots; i++)
+	{
+		int			nparams;
+		const char **row = modify_params(fmstate, slots[i], planSlots[i], &nparams);
+
+		Assert(nparams == ncols);
+		appendStringInfoString(&sql, i > 0 ? ", (" : "(");
+		for (j = 0; j < ncols; j++)
+		{
+			values[i * ncols + j] = row[j];
+			appendStringInfo(&sql, "%s$%d", j > 0 ? ", " : "", i * ncols + j + 1);
+		}
+		appendStringInfoChar(&sql, ')');
+	}
+	appendStringInfoString(&sql, fmstate->insert_returning);
+
+	res = remote_clinic_exec(fmstate->conn, sql.data, ncols * *numSlots, values);
+	PG_TRY();
+	{
+		if (PQntuples(res) != *numSlots)
+			ereport(ERROR,
+					(errcode(ERRCODE_FDW_ERROR),
+					 errmsg("clinic database returned %d rows for an INSERT of %d",
+							PQntuples(res), *numSlots)));
+		for (i = 0; i < *numSlots; i++)
+			(void) finish_modify_row(fmstate, res, i, slots[i]);
+	}
+	PG_FINALLY();
+	{
+		PQclear(res);
+	}
+	PG_END_TRY();
+	pfree(sql.data);
+	return slots;
 }
 
 static TupleTableSlot *
@@ -1701,6 +1966,8 @@ fdwExplainForeignModify(ModifyTableState *mtstate, ResultRelInfo *rinfo,
 {
 	if (es->verbose)
 		ExplainPropertyText("Remote SQL", strVal(linitial(fdw_private)), es);
+	if (es->verbose && rinfo->ri_BatchSize > 1)
+		ExplainPropertyInteger("Batch Size", NULL, rinfo->ri_BatchSize, es);
 }
 
 /* ---------------------------------------------------------------------
@@ -1728,6 +1995,8 @@ medpro_fdw_handler(PG_FUNCTION_ARGS)
 	r->PlanForeignModify = fdwPlanForeignModify;
 	r->BeginForeignModify = fdwBeginForeignModify;
 	r->ExecForeignInsert = fdwExecForeignInsert;
+	r->ExecForeignBatchInsert = fdwExecForeignBatchInsert;
+	r->GetForeignModifyBatchSize = fdwGetForeignModifyBatchSize;
 	r->ExecForeignUpdate = fdwExecForeignUpdate;
 	r->ExecForeignDelete = fdwExecForeignDelete;
 	r->EndForeignModify = fdwEndForeignModify;

@@ -1529,6 +1529,26 @@ clinic_conn_get(const pg_uuid_t *clinic_id, const ClinicRoute *route)
 	/* Make room for the new connection. */
 	clinic_cache_trim(NULL, 1);
 
+	/*
+	 * A backend may hold only so many sockets (a third of max_safe_fds, see
+	 * AcquireExternalFD): when none is left, close the least recently used
+	 * idle connections rather than fail.
+	 */
+	for (;;)
+	{
+		int			before = clinic_nconns;
+
+		if (AcquireExternalFD())
+		{
+			ReleaseExternalFD();
+			break;
+		}
+		/* close one: nconns + room = max + 1 */
+		clinic_cache_trim(NULL, medpro_max_cached_connections - clinic_nconns + 1);
+		if (clinic_nconns == before)
+			break;				/* nothing idle: connect_and_wait reports it */
+	}
+
 	/* Allocate before connecting, so that nothing can fail once connected. */
 	old = MemoryContextSwitchTo(TopMemoryContext);
 	if (clinic_conns == NULL)
