@@ -49,6 +49,21 @@ SELECT count(*) AS inserted_b FROM pg_temp.in_clinic(:'cb', $$
 	RETURNING 'x'
 $$) AS t(v text);
 
+-- Clinic A: a practitioner and appointments for every third patient (soft
+-- deleted ones included), some of them soft-deleted themselves.
+SELECT count(*) AS inserted_appointments FROM pg_temp.in_clinic(:'ca', $$
+	WITH pr AS (INSERT INTO practitioners (first_name, last_name) VALUES ('Paul', 'Martin') RETURNING id)
+	INSERT INTO appointments (patient_id, practitioner_id, start_time, end_time, status, title, deleted_at)
+	SELECT p.id, pr.id, timestamptz '2026-03-01 08:00+00' + n * interval '1 hour',
+		   timestamptz '2026-03-01 08:30+00' + n * interval '1 hour',
+		   (ARRAY['scheduled', 'confirmed', 'completed', 'cancelled'])[1 + n % 4],
+		   CASE WHEN n % 5 = 0 THEN NULL ELSE 'visit ' || n END,
+		   CASE WHEN n % 11 = 0 THEN now() END
+	  FROM (SELECT id, row_number() OVER (ORDER BY patient_number) AS n FROM patients) p, pr
+	 WHERE p.n % 3 = 0
+	RETURNING 'x'
+$$) AS t(v text);
+
 -- The local copy: clinic A's live rows, read from the clinic database itself.
 CREATE TABLE pd_local AS
 SELECT * FROM dblink(format('host=%s port=%s dbname=%s user=postgres',
@@ -62,6 +77,14 @@ SELECT * FROM dblink(format('host=%s port=%s dbname=%s user=postgres',
 		  date_of_birth date, social_security_number text, allergies text, notes text,
 		  is_active boolean, created_at timestamptz);
 GRANT SELECT ON pd_local TO regress_app;
+CREATE TABLE pd_appt AS
+SELECT * FROM dblink(format('host=%s port=%s dbname=%s user=postgres',
+							split_part(current_setting('unix_socket_directories'), ',', 1),
+							current_setting('port'),
+							(SELECT db_name FROM medpro.clinics WHERE id = :'ca')),
+					 'SELECT id, patient_id, status, title, start_time FROM appointments WHERE deleted_at IS NULL')
+	 AS t(id uuid, patient_id uuid, status text, title text, start_time timestamptz);
+GRANT SELECT ON pd_appt TO regress_app;
 SELECT count(*) AS live_rows_a FROM pd_local;
 
 -- The random query generator.  One query: a WHERE of 1 to 3 predicates
@@ -284,7 +307,8 @@ DECLARE
 	l text[];
 BEGIN
 	EXECUTE format('SELECT array(SELECT t::text FROM (%s) t ORDER BY 1)', q) INTO r;
-	EXECUTE format('SELECT array(SELECT t::text FROM (%s) t ORDER BY 1)', replace(q, 'clinic.patients', 'pd_local')) INTO l;
+	EXECUTE format('SELECT array(SELECT t::text FROM (%s) t ORDER BY 1)',
+				   replace(replace(q, 'clinic.patients', 'pd_local'), 'clinic.appointments', 'pd_appt')) INTO l;
 	RETURN r IS NOT DISTINCT FROM l AND cardinality(r) > 0;
 END
 $$;
@@ -295,11 +319,32 @@ SELECT pg_temp.pd_agg('SELECT last_name, count(*), count(email), min(first_name)
 	   pg_temp.pd_agg('SELECT count(*) FROM clinic.patients WHERE last_name = ''nobody''') AS empty,
 	   pg_temp.pd_agg('SELECT gender, count(*) FROM clinic.patients WHERE pg_temp.leaky(first_name) GROUP BY gender') AS local;
 
+-- A join of two tables of the clinic runs as one remote join.
+EXPLAIN (VERBOSE, COSTS OFF)
+SELECT p.last_name, a.status, a.start_time FROM clinic.appointments a JOIN clinic.patients p ON p.id = a.patient_id
+ WHERE a.status IN ('scheduled', 'confirmed') AND p.last_name LIKE 'D%';
+EXPLAIN (VERBOSE, COSTS OFF)
+SELECT p.id, a.title FROM clinic.patients p LEFT JOIN clinic.appointments a ON a.patient_id = p.id AND a.status <> 'cancelled'
+ WHERE p.last_name = 'Durand';
+-- not shipped: a clause that stays local on one side
+EXPLAIN (VERBOSE, COSTS OFF)
+SELECT p.id, a.title FROM clinic.patients p JOIN clinic.appointments a ON a.patient_id = p.id WHERE pg_temp.leaky(p.first_name);
+SELECT pg_temp.pd_agg('SELECT p.last_name, a.status, a.start_time FROM clinic.appointments a JOIN clinic.patients p ON p.id = a.patient_id WHERE a.status IN (''scheduled'', ''confirmed'') AND p.last_name LIKE ''D%''') AS inner_join,
+	   pg_temp.pd_agg('SELECT p.id, a.title FROM clinic.patients p LEFT JOIN clinic.appointments a ON a.patient_id = p.id AND a.status <> ''cancelled''') AS left_join,
+	   pg_temp.pd_agg('SELECT p.id, a.title FROM clinic.patients p LEFT JOIN clinic.appointments a ON a.patient_id = p.id AND a.status <> ''cancelled'' WHERE p.last_name = ''Durand''') AS left_join_pushed,
+	   pg_temp.pd_agg('SELECT p.id, a.title FROM clinic.patients p LEFT JOIN clinic.appointments a ON a.patient_id = p.id WHERE a.id IS NULL') AS anti_join,
+	   pg_temp.pd_agg('SELECT p.last_name, count(a.id) FROM clinic.patients p LEFT JOIN clinic.appointments a ON a.patient_id = p.id GROUP BY p.last_name') AS join_then_count,
+	   pg_temp.pd_agg('SELECT p1.id, p2.id FROM clinic.patients p1 JOIN clinic.patients p2 ON p1.last_name = p2.last_name AND p1.first_name = p2.first_name AND p1.id < p2.id WHERE p1.is_active') AS self_join,
+	   pg_temp.pd_agg('SELECT p.id, a.title FROM clinic.patients p JOIN clinic.appointments a ON a.patient_id = p.id WHERE pg_temp.leaky(p.first_name)') AS local_clause;
+
 -- Masking: a secretary's qual on a masked column is evaluated on the masked value.
 SELECT social_security_number AS a_ssn FROM clinic.patients WHERE social_security_number IS NOT NULL ORDER BY id LIMIT 1 \gset
 SELECT count(*) AS admin_finds FROM clinic.patients WHERE social_security_number = :'a_ssn';
 SELECT medpro_authenticate(:'a_sec', true) ->> 'role' AS role;
 SELECT count(*) AS secretary_finds FROM clinic.patients WHERE social_security_number = :'a_ssn';
+-- masked in a pushed-down join as in a scan
+SELECT bool_and(p.social_security_number LIKE '*************__') AS masked_in_join, count(*) > 0 AS some_rows
+  FROM clinic.appointments a JOIN clinic.patients p ON p.id = a.patient_id WHERE p.social_security_number IS NOT NULL;
 -- hidden values are NULL for a secretary, also when counted
 SELECT count(medical_history) AS secretary_counts_hidden, count(social_security_number) > 0 AS secretary_counts_last2
   FROM clinic.patients;
@@ -426,4 +471,4 @@ SELECT pg_temp.elsewhere('UPDATE medpro.users SET is_active = true WHERE email =
 
 SELECT medpro_reset();
 RESET ROLE;
-DROP TABLE pd_local;
+DROP TABLE pd_local, pd_appt;

@@ -110,6 +110,35 @@ deparse_columns(Relation rel)
 	return cols;
 }
 
+DeparseColumns *
+deparse_join_columns(const DeparseColumns *a, Index varno_a,
+					 const DeparseColumns *b, Index varno_b)
+{
+	DeparseColumns *ca = palloc(sizeof(DeparseColumns));
+	DeparseColumns *cb = palloc(sizeof(DeparseColumns));
+
+	*ca = *a;
+	*cb = *b;
+	ca->varno = varno_a;
+	ca->alias = psprintf("r%u", varno_a);
+	ca->next = cb;
+	cb->varno = varno_b;
+	cb->alias = psprintf("r%u", varno_b);
+	cb->next = NULL;
+	return ca;
+}
+
+const DeparseColumns *
+deparse_columns_of(const DeparseColumns *cols, Index varno)
+{
+	const DeparseColumns *c;
+
+	for (c = cols; c != NULL; c = c->next)
+		if (c->varno == 0 || c->varno == varno)
+			return c;
+	return NULL;
+}
+
 /*
  * The per-column hook: whether column attnum may be read by remote SQL.
  * A masked column never is.  (A column with a remote translation, such as
@@ -118,7 +147,7 @@ deparse_columns(Relation rel)
 static bool
 column_is_shippable(const DeparseColumns *cols, AttrNumber attnum)
 {
-	if (attnum <= 0 || attnum > cols->natts)
+	if (cols == NULL || attnum <= 0 || attnum > cols->natts)
 		return false;
 	return cols->masks[attnum - 1] == MASK_NONE;
 }
@@ -153,9 +182,10 @@ ship_walker(Node *node, ShipCtx *ctx)
 			{
 				Var		   *var = (Var *) node;
 
-				if (var->varno != ctx->baserel->relid || var->varlevelsup != 0)
+				if (!bms_is_member(var->varno, ctx->baserel->relids) || var->varlevelsup != 0)
 					return true;
-				if (!column_is_shippable(ctx->cols, var->varattno))
+				if (!column_is_shippable(deparse_columns_of(ctx->cols, var->varno),
+										 var->varattno))
 					return true;
 				return !is_builtin(var->vartype);
 			}
@@ -437,10 +467,18 @@ deparse_expr(StringInfo buf, Expr *expr, const DeparseColumns *cols,
 	switch (nodeTag(node))
 	{
 		case T_Var:
-			appendStringInfoString(buf,
-								   quote_identifier(get_attname(cols->relid,
-																((Var *) node)->varattno,
-																false)));
+			{
+				const DeparseColumns *c = deparse_columns_of(cols, ((Var *) node)->varno);
+
+				if (c == NULL)
+					elog(ERROR, "variable of an unknown relation in remote SQL");
+				if (c->alias != NULL)
+					appendStringInfo(buf, "%s.", c->alias);
+				appendStringInfoString(buf,
+									   quote_identifier(get_attname(c->relid,
+																	((Var *) node)->varattno,
+																	false)));
+			}
 			break;
 		case T_Const:
 			deparse_const(buf, (Const *) node);

@@ -40,14 +40,23 @@ typedef struct DeparseColumns
 	Oid			relid;			/* the foreign table */
 	int			natts;
 	char	   *masks;
+	/* in a join: the relation's range table index and alias, and the other */
+	Index		varno;			/* 0: the only relation */
+	const char *alias;			/* NULL: columns are not qualified */
+	struct DeparseColumns *next;
 } DeparseColumns;
+
+/* The columns of a join of two relations: copies of a and b, chained. */
+extern DeparseColumns *deparse_join_columns(const DeparseColumns *a, Index varno_a,
+											const DeparseColumns *b, Index varno_b);
 
 /* The columns of rel (masks read from the column options), palloc'd. */
 extern DeparseColumns *deparse_columns(Relation rel);
 
 /*
  * Whether expr can be evaluated by the clinic database with the same
- * result as locally: Vars of baserel's unmasked columns, constants,
+ * result as locally: Vars of unmasked columns of baserel (a base or, with
+ * cols from deparse_join_columns, a join relation), constants,
  * parameters, and built-in immutable operators and functions (comparisons,
  * = ANY, IS [NOT] NULL, LIKE / ILIKE, AND / OR / NOT, casts, lower/upper,
  * ...) whose collations are the default one.  With leak_check, every
@@ -57,6 +66,9 @@ extern DeparseColumns *deparse_columns(Relation rel);
  */
 extern bool deparse_is_shippable(Expr *expr, RelOptInfo *baserel,
 								 const DeparseColumns *cols, bool leak_check);
+
+/* The entry of cols for range table index varno (the first when not a join). */
+extern const DeparseColumns *deparse_columns_of(const DeparseColumns *cols, Index varno);
 
 /*
  * The sort clause "expr ASC|DESC|USING op NULLS FIRST|LAST" of each pathkey,

@@ -99,6 +99,22 @@ typedef struct FdwGroupInfo
 	List	   *tlist;
 } FdwGroupInfo;
 
+/*
+ * Planner state of a join of two clinic tables done by the clinic
+ * (joinrel->fdw_private): the sides, the join type, the clauses of the ON
+ * (join clauses) and of the WHERE (clauses pushed down to the join level),
+ * and the columns of both sides for the deparser.
+ */
+typedef struct FdwJoinInfo
+{
+	RelOptInfo *outerrel;
+	RelOptInfo *innerrel;
+	JoinType	jointype;
+	List	   *joinclauses;	/* Exprs */
+	List	   *otherclauses;	/* Exprs */
+	DeparseColumns *cols;
+} FdwJoinInfo;
+
 /* Executor state of a scan. */
 typedef struct FdwScanState
 {
@@ -184,6 +200,8 @@ static void fdwGetForeignUpperPaths(PlannerInfo *root, UpperRelationKind stage,
 									void *extra);
 static void add_grouped_path(PlannerInfo *root, RelOptInfo *input_rel,
 							 RelOptInfo *output_rel, GroupPathExtraData *gextra);
+static ForeignScan *join_plan(PlannerInfo *root, RelOptInfo *joinrel, List *tlist,
+							  Plan *outer_plan);
 
 PG_FUNCTION_INFO_V1(medpro_fdw_handler);
 PG_FUNCTION_INFO_V1(medpro_fdw_validator);
@@ -755,6 +773,197 @@ grouped_plan(PlannerInfo *root, RelOptInfo *grouped_rel, List *tlist,
 							ginfo->tlist, NIL, outer_plan);
 }
 
+/* Whether rel is a base relation of medpro_fdw scanned with no local clause. */
+static bool
+is_shippable_side(RelOptInfo *rel)
+{
+	return rel->reloptkind == RELOPT_BASEREL && rel->fdw_private != NULL &&
+		rel->fdwroutine != NULL &&
+		rel->fdwroutine->GetForeignUpperPaths == fdwGetForeignUpperPaths &&
+		((FdwRelInfo *) rel->fdw_private)->local_conds == NIL &&
+		rel->lateral_relids == NULL;
+}
+
+/*
+ * Join pushdown: an inner or left join of two clinic tables (of the one
+ * clinic the transaction uses) whose every clause is shipped, in a SELECT
+ * without row locks, runs as one remote join.
+ */
+static void
+fdwGetForeignJoinPaths(PlannerInfo *root, RelOptInfo *joinrel,
+					   RelOptInfo *outerrel, RelOptInfo *innerrel,
+					   JoinType jointype, JoinPathExtraData *extra)
+{
+	FdwRelInfo *fo;
+	FdwRelInfo *fi;
+	FdwJoinInfo *jinfo;
+	List	   *joinclauses = NIL;
+	List	   *otherclauses = NIL;
+	DeparseColumns *cols;
+	bool		leak_check;
+	ListCell   *lc;
+	Cost		startup = FDW_STARTUP_COST;
+	ForeignPath *path;
+
+	if (joinrel->fdw_private != NULL)
+		return;					/* already considered, in the other order */
+	if (jointype != JOIN_INNER && jointype != JOIN_LEFT)
+		return;
+	if (root->parse->commandType != CMD_SELECT || root->parse->rowMarks != NIL)
+		return;
+	if (!is_shippable_side(outerrel) || !is_shippable_side(innerrel) ||
+		joinrel->lateral_relids != NULL)
+		return;
+	fo = (FdwRelInfo *) outerrel->fdw_private;
+	fi = (FdwRelInfo *) innerrel->fdw_private;
+	cols = deparse_join_columns(fo->cols, outerrel->relid, fi->cols, innerrel->relid);
+	/* the clinic may evaluate a join clause before either side's soft-delete filter */
+	leak_check = fo->soft_delete || fi->soft_delete;
+
+	foreach(lc, extra->restrictlist)
+	{
+		RestrictInfo *ri = lfirst_node(RestrictInfo, lc);
+
+		if (!deparse_is_shippable(ri->clause, joinrel, cols, leak_check))
+			return;
+		if (IS_OUTER_JOIN(jointype) && !RINFO_IS_PUSHED_DOWN(ri, joinrel->relids))
+			joinclauses = lappend(joinclauses, ri->clause);
+		else if (IS_OUTER_JOIN(jointype))
+			otherclauses = lappend(otherclauses, ri->clause);
+		else
+			joinclauses = lappend(joinclauses, ri->clause);
+	}
+	/* no PlaceHolderVars or whole-row references in what the join returns */
+	foreach(lc, pull_var_clause((Node *) joinrel->reltarget->exprs,
+								PVC_INCLUDE_PLACEHOLDERS))
+	{
+		Var		   *var = (Var *) lfirst(lc);
+
+		if (!IsA(var, Var) || var->varattno <= 0)
+			return;
+	}
+
+	jinfo = palloc0(sizeof(FdwJoinInfo));
+	jinfo->outerrel = outerrel;
+	jinfo->innerrel = innerrel;
+	jinfo->jointype = jointype;
+	jinfo->joinclauses = joinclauses;
+	jinfo->otherclauses = otherclauses;
+	jinfo->cols = cols;
+	joinrel->fdw_private = jinfo;
+
+	/* only the joined rows cross the connection */
+	path = create_foreign_join_path(root, joinrel, NULL, joinrel->rows, startup,
+									startup + joinrel->rows * FDW_ROW_COST,
+									NIL, joinrel->lateral_relids, NULL, NIL);
+	add_path(joinrel, (Path *) path);
+}
+
+/* Append side's soft-delete filter and shipped clauses, each after sep. */
+static void
+append_side_conds(StringInfo buf, RelOptInfo *side, const DeparseColumns *cols,
+				  List **params, bool *first, const char *first_sep, const char *sep)
+{
+	FdwRelInfo *f = (FdwRelInfo *) side->fdw_private;
+	ListCell   *lc;
+
+	if (f->soft_delete)
+	{
+		appendStringInfo(buf, "%s(r%u.deleted_at IS NULL)", *first ? first_sep : sep,
+						 side->relid);
+		*first = false;
+	}
+	foreach(lc, f->remote_conds)
+	{
+		appendStringInfoString(buf, *first ? first_sep : sep);
+		*first = false;
+		deparse_expr(buf, lfirst_node(RestrictInfo, lc)->clause, cols, params);
+	}
+}
+
+/*
+ * The plan of a pushed-down join:
+ *	SELECT <columns> FROM public.a r<i> {INNER|LEFT} JOIN public.b r<j>
+ *	  ON (<join clauses> [AND <inner side's filters>, for LEFT])
+ *	 [WHERE <filters of the sides> AND <clauses above the join>]
+ * Its fdw_scan_tlist lists the fetched columns as Vars of both sides.
+ */
+static ForeignScan *
+join_plan(PlannerInfo *root, RelOptInfo *joinrel, List *tlist, Plan *outer_plan)
+{
+	FdwJoinInfo *jinfo = (FdwJoinInfo *) joinrel->fdw_private;
+	List	   *vars = pull_var_clause((Node *) joinrel->reltarget->exprs,
+									   PVC_RECURSE_PLACEHOLDERS);
+	List	   *scan_tlist = NIL;
+	List	   *retrieved = NIL;
+	List	   *params = NIL;
+	StringInfoData buf;
+	StringInfoData masks;
+	ListCell   *lc;
+	bool		first = true;
+	int			resno = 1;
+
+	initStringInfo(&buf);
+	initStringInfo(&masks);
+	appendStringInfoString(&buf, "SELECT ");
+	foreach(lc, vars)
+	{
+		Var		   *var = lfirst_node(Var, lc);
+		const DeparseColumns *c = deparse_columns_of(jinfo->cols, var->varno);
+
+		if (tlist_member((Expr *) var, scan_tlist) != NULL)
+			continue;
+		if (!first)
+			appendStringInfoString(&buf, ", ");
+		first = false;
+		deparse_expr(&buf, (Expr *) var, jinfo->cols, &params);
+		scan_tlist = lappend(scan_tlist, makeTargetEntry((Expr *) var, resno, NULL, false));
+		retrieved = lappend_int(retrieved, resno);
+		/* masked while converted, as in a base scan */
+		appendStringInfoChar(&masks, '0' + c->masks[var->varattno - 1]);
+		resno++;
+	}
+	if (first)
+		appendStringInfoString(&buf, "NULL");
+
+	appendStringInfoString(&buf, " FROM ");
+	deparse_table(&buf, ((FdwRelInfo *) jinfo->outerrel->fdw_private)->relid);
+	appendStringInfo(&buf, " r%u %s JOIN ", jinfo->outerrel->relid,
+					 jinfo->jointype == JOIN_LEFT ? "LEFT" : "INNER");
+	deparse_table(&buf, ((FdwRelInfo *) jinfo->innerrel->fdw_private)->relid);
+	appendStringInfo(&buf, " r%u ON (", jinfo->innerrel->relid);
+	first = true;
+	foreach(lc, jinfo->joinclauses)
+	{
+		appendStringInfoString(&buf, first ? "" : " AND ");
+		first = false;
+		deparse_expr(&buf, (Expr *) lfirst(lc), jinfo->cols, &params);
+	}
+	/* for LEFT, the inner side is filtered before it is joined */
+	if (jinfo->jointype == JOIN_LEFT)
+		append_side_conds(&buf, jinfo->innerrel, jinfo->cols, &params, &first, "", " AND ");
+	if (first)
+		appendStringInfoString(&buf, "true");
+	appendStringInfoChar(&buf, ')');
+
+	first = true;
+	append_side_conds(&buf, jinfo->outerrel, jinfo->cols, &params, &first, " WHERE ", " AND ");
+	if (jinfo->jointype != JOIN_LEFT)
+		append_side_conds(&buf, jinfo->innerrel, jinfo->cols, &params, &first, " WHERE ", " AND ");
+	foreach(lc, jinfo->otherclauses)
+	{
+		appendStringInfoString(&buf, first ? " WHERE " : " AND ");
+		first = false;
+		deparse_expr(&buf, (Expr *) lfirst(lc), jinfo->cols, &params);
+	}
+
+	return make_foreignscan(tlist, NIL, 0, params,
+							list_make5(makeString(buf.data), retrieved,
+									   makeInteger(-1), makeInteger(0),
+									   makeString(masks.data)),
+							scan_tlist, NIL, outer_plan);
+}
+
 /* A LIMIT or OFFSET the clinic computes the same: a constant or a parameter. */
 static bool
 limit_is_shippable(Node *node)
@@ -885,6 +1094,8 @@ fdwGetForeignPlan(PlannerInfo *root, RelOptInfo *foreignrel, Oid foreigntableid,
 	int			bound;
 	Index		scan_relid;
 
+	if (foreignrel->reloptkind == RELOPT_JOINREL)
+		return join_plan(root, foreignrel, tlist, outer_plan);
 	/* a grouped relation keeps its FdwGroupInfo; a final one has none */
 	if (foreignrel->reloptkind == RELOPT_UPPER_REL && foreignrel->fdw_private != NULL)
 		return grouped_plan(root, foreignrel, tlist, outer_plan);
@@ -1990,6 +2201,7 @@ medpro_fdw_handler(PG_FUNCTION_ARGS)
 	r->EndForeignScan = fdwEndForeignScan;
 	r->ExplainForeignScan = fdwExplainForeignScan;
 	r->GetForeignUpperPaths = fdwGetForeignUpperPaths;
+	r->GetForeignJoinPaths = fdwGetForeignJoinPaths;
 
 	r->AddForeignUpdateTargets = fdwAddForeignUpdateTargets;
 	r->PlanForeignModify = fdwPlanForeignModify;
