@@ -19,6 +19,13 @@ SELECT medpro_register_clinic('Pushdown A', 'FR', 'admin@pd-a.test', 'pushdown a
 SELECT medpro_register_clinic('Pushdown B', 'FR', 'admin@pd-b.test', 'pushdown bravo 2026') AS cb \gset
 SELECT medpro_create_user('sec@pd-a.test', 'pushdown secretary', 'secretary', 'Sam', 'Petit', :'ca') IS NOT NULL AS secretary_a;
 
+-- Estimates use the clinic's reltuples once read: keep it unset (-1) here,
+-- so that the plans below do not depend on when autovacuum runs.
+SELECT count(*) AS settings FROM pg_temp.in_clinic(:'ca', $$
+	ALTER TABLE patients SET (autovacuum_enabled = false);
+	ALTER TABLE appointments SET (autovacuum_enabled = false);
+	SELECT 'x'
+$$) AS t(v text);
 -- Clinic A: 400 patients with duplicates, NULLs, mixed case and accents
 -- (text order depends on the collation), 10% soft-deleted.  Clinic B: other
 -- names, so a row of B in A's results would show.
@@ -457,10 +464,24 @@ SELECT pg_temp.elsewhere(format('UPDATE medpro.clinics SET status = %L WHERE id 
 SET ROLE regress_app;
 SELECT regress_try('SELECT count(*) FROM clinic.patients');
 RESET ROLE;
+-- Estimates: the clinic table's reltuples, read at a scan (cached until
+-- the routing catalog changes, or for a few minutes); unset until ANALYZE.
+CREATE FUNCTION pg_temp.plan_rows(q text) RETURNS float8 LANGUAGE plpgsql AS $$
+DECLARE
+	j json;
+BEGIN
+	EXECUTE 'EXPLAIN (FORMAT JSON) ' || q INTO j;
+	RETURN (j -> 0 -> 'Plan' ->> 'Plan Rows')::float8;
+END
+$$;
+SELECT count(*) AS analyzed FROM pg_temp.in_clinic(:'ca', 'ANALYZE patients; SELECT ''x''') AS t(v text);
 SELECT pg_temp.elsewhere(format('UPDATE medpro.clinics SET status = %L WHERE id = %L', 'active', :'ca'));
 SET ROLE regress_app;
 SELECT medpro_authenticate(:'a_admin', true) ->> 'role' AS role;
+SELECT pg_temp.plan_rows('SELECT id FROM clinic.patients') AS rows_before_scan;
 SELECT count(*) AS a_rows FROM clinic.patients;
+SELECT pg_temp.plan_rows('SELECT id FROM clinic.patients') AS rows_after_scan,
+	   pg_temp.plan_rows('SELECT id FROM clinic.appointments') AS appointments_not_scanned_since;
 -- A deactivated user's session context ends at the next transaction.
 RESET ROLE;
 SELECT pg_temp.elsewhere('UPDATE medpro.users SET is_active = false WHERE email = ''admin@pd-a.test''');

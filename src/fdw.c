@@ -542,6 +542,59 @@ clause_is_id_lookup(Expr *clause, Index varno, Oid relid)
 	return false;
 }
 
+/*
+ * The rows of the clinic table behind foreigntableid: the count last read
+ * from the current clinic (pg_class.reltuples there, see note_table_rows),
+ * or FDW_ROWS_GUESS without a context, a reading, or statistics.  Only an
+ * estimate: a plan made under one clinic stays correct for any other.
+ */
+static double
+table_rows_estimate(Oid foreigntableid)
+{
+	const TenantContext *ctx = tenant_get();
+	double		rows;
+
+	if (ctx != NULL && ctx->has_clinic &&
+		routecache_get_rows(&ctx->clinic_id, foreigntableid, &rows) && rows >= 1)
+		return rows;
+	return FDW_ROWS_GUESS;
+}
+
+/*
+ * Read the row count of the scanned clinic table once in a while (one
+ * extra statement, at most every few minutes per backend, clinic and
+ * table), for table_rows_estimate.
+ */
+static void
+note_table_rows(FdwScanState *fsstate, Oid relid)
+{
+	const TenantContext *ctx = tenant_get();
+	StringInfoData sql;
+	RemoteStmt	stmt;
+	PGresult   *res;
+	double		rows;
+	char	   *table;
+
+	if (ctx == NULL || !ctx->has_clinic ||
+		routecache_get_rows(&ctx->clinic_id, relid, &rows))
+		return;
+	initStringInfo(&sql);
+	deparse_table(&sql, relid);
+	table = pstrdup(sql.data);
+	resetStringInfo(&sql);
+	appendStringInfo(&sql, "SELECT pg_catalog.max(reltuples)::pg_catalog.float8 FROM pg_catalog.pg_class "
+					 "WHERE oid = pg_catalog.to_regclass(%s)", quote_literal_cstr(table));
+	stmt.sql = sql.data;
+	stmt.nparams = 0;
+	stmt.values = NULL;
+	stmt.prepare = true;
+	res = remote_clinic_run(fsstate->conn, &stmt, 1, true);
+	rows = (PQntuples(res) == 1 && !PQgetisnull(res, 0, 0)) ?
+		strtod(PQgetvalue(res, 0, 0), NULL) : -1;
+	PQclear(res);
+	routecache_put_rows(&ctx->clinic_id, relid, rows);
+}
+
 static void
 fdwGetForeignRelSize(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntableid)
 {
@@ -583,8 +636,8 @@ fdwGetForeignRelSize(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntableid)
 
 	sel = clauselist_selectivity(root, baserel->baserestrictinfo, 0,
 								 JOIN_INNER, NULL);
-	baserel->tuples = FDW_ROWS_GUESS;
-	baserel->rows = fpinfo->id_lookup ? 1 : clamp_row_est(FDW_ROWS_GUESS * sel);
+	baserel->tuples = table_rows_estimate(foreigntableid);
+	baserel->rows = fpinfo->id_lookup ? 1 : clamp_row_est(baserel->tuples * sel);
 }
 
 static void
@@ -1364,6 +1417,7 @@ start_scan(ForeignScanState *node)
 	MemoryContext oldcxt;
 	PGresult   *res;
 
+	note_table_rows(fsstate, RelationGetRelid(fsstate->rel));
 	compute_params(node);
 	reset_batch(fsstate);
 	oldcxt = MemoryContextSwitchTo(fsstate->batch_cxt);

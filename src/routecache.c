@@ -1,7 +1,8 @@
 /*
  * routecache.c
  *	  This backend's cache of the routing catalog: the routing row of each
- *	  clinic used, the latest schema version, and a generation number that
+ *	  clinic used, the latest schema version, the row counts of the clinic
+ *	  tables it scanned (for estimates), and a generation number that
  *	  changes with medpro.clinics, medpro.servers, medpro.users and
  *	  medpro.migrations.  See routecache.h.
  *
@@ -22,6 +23,7 @@
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/timestamp.h"
 
 #include "routecache.h"
 
@@ -45,8 +47,25 @@ static uint64 generation = 1;
 /* The generation the cache contents belong to. */
 static uint64 cache_generation = 0;
 
+typedef struct RowsKey
+{
+	pg_uuid_t	clinic;
+	Oid			relid;
+} RowsKey;
+
+typedef struct RowsEntry
+{
+	RowsKey		key;
+	double		rows;
+	TimestampTz read_at;
+} RowsEntry;
+
+/* Row counts are read again after this long. */
+#define ROWS_MAX_AGE_MS	(5 * 60 * 1000)
+
 static MemoryContext cache_cxt = NULL;
 static HTAB *routes = NULL;
+static HTAB *table_rows = NULL;
 static bool latest_cached = false;
 static int	latest_version = 0;
 
@@ -117,6 +136,12 @@ cache_ready(void)
 		ctl.hcxt = cache_cxt;
 		routes = hash_create("medpro routes", 64, &ctl,
 							 HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+		memset(&ctl, 0, sizeof(ctl));
+		ctl.keysize = sizeof(RowsKey);
+		ctl.entrysize = sizeof(RowsEntry);
+		ctl.hcxt = cache_cxt;
+		table_rows = hash_create("medpro table rows", 64, &ctl,
+								 HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
 		latest_cached = false;
 		cache_generation = generation;
 	}
@@ -176,6 +201,41 @@ routecache_put_latest_version(int version)
 		return;
 	latest_version = version;
 	latest_cached = true;
+}
+
+bool
+routecache_get_rows(const pg_uuid_t *clinic, Oid relid, double *rows)
+{
+	RowsKey		key;
+	RowsEntry  *e;
+
+	if (!cache_ready())
+		return false;
+	memset(&key, 0, sizeof(key));
+	key.clinic = *clinic;
+	key.relid = relid;
+	e = hash_search(table_rows, &key, HASH_FIND, NULL);
+	if (e == NULL ||
+		TimestampDifferenceExceeds(e->read_at, GetCurrentTimestamp(), ROWS_MAX_AGE_MS))
+		return false;
+	*rows = e->rows;
+	return true;
+}
+
+void
+routecache_put_rows(const pg_uuid_t *clinic, Oid relid, double rows)
+{
+	RowsKey		key;
+	RowsEntry  *e;
+
+	if (!cache_ready())
+		return;
+	memset(&key, 0, sizeof(key));
+	key.clinic = *clinic;
+	key.relid = relid;
+	e = hash_search(table_rows, &key, HASH_ENTER, NULL);
+	e->rows = rows;
+	e->read_at = GetCurrentTimestamp();
 }
 
 uint64

@@ -50,6 +50,14 @@ extern bool routecache_get_latest_version(int *version);
 extern void routecache_put_latest_version(int version);
 
 /*
+ * The row count of a clinic table (pg_class.reltuples in the clinic
+ * database) last read by this backend, for planner estimates; entries older
+ * than a few minutes are not returned.
+ */
+extern bool routecache_get_rows(const pg_uuid_t *clinic, Oid relid, double *rows);
+extern void routecache_put_rows(const pg_uuid_t *clinic, Oid relid, double rows);
+
+/*
  * A number that changes whenever the routing catalog may have changed (0:
  * unknown, always recheck).  tenant.c keeps the number under which a session
  * context was last checked against medpro.users and medpro.clinics.  Must
