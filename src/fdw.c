@@ -2,18 +2,22 @@
  * fdw.c
  *	  medpro_fdw: the routing foreign-data wrapper behind clinic.*.
  *
- * This file owns the FDW handler and validator, the deparsing of remote
- * SQL, scans (a cursor fetching medpro.fetch_size rows per round trip),
- * INSERT / UPDATE / DELETE with RETURNING (row identity: the id column),
- * masking of columns by application role, and the audit rows of writes.
+ * This file owns the FDW callbacks: planning (which clauses, sort keys,
+ * LIMIT/OFFSET, aggregates and two-table joins run in the clinic database,
+ * as decided and written by deparse.c; estimates), scans (one round trip:
+ * a prepared statement for bounded scans, else a cursor fetching
+ * medpro.fetch_size rows per round trip), INSERT (batched) / UPDATE /
+ * DELETE with RETURNING (row identity: the id column), masking of columns
+ * by application role, and the audit rows of writes.
  *
  * Nothing in a plan depends on the clinic or the role: the clinic
  * connection is chosen from the tenant context when a scan or modify
  * begins (remote_clinic_begin), and masked values are produced while rows
  * are converted.  A plan cached under clinic A therefore runs against
  * clinic B in a later transaction, and a plan made for a doctor masks for
- * a secretary.  A qual on a masked column is never sent to the clinic
- * database: it would filter on the clear value.  See docs/routing.md.
+ * a secretary (only estimates may come from the clinic of the planning
+ * context).  A qual or sort key on a masked column is never sent to the
+ * clinic database: it would see the clear value.  See docs/routing.md.
  */
 #include "postgres.h"
 

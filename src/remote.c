@@ -931,12 +931,14 @@ loopback_notice_receiver(void *arg, const PGresult *res)
  * other one is idle and may be evicted, least recently used first.
  *
  * The routing row (database, role, sealed password, status, schema version)
- * is read from medpro.clinics once per local transaction, as the extension
- * owner: a clinic suspended, dropped or migrated is therefore noticed by the
- * next transaction of every backend, without any cross-backend signal.
+ * is read from medpro.clinics as the extension owner and kept in the
+ * routing cache (routecache.c) until the routing catalog changes: a clinic
+ * suspended, dropped or migrated is noticed by the next transaction of
+ * every backend (the change's trigger sends an invalidation).
  *
- * The remote transaction opens on first use in a local transaction, at the
- * local isolation level, and follows it: remote savepoint s<n> stands for
+ * The remote transaction opens with the first statement sent in a local
+ * transaction (in the same pipeline), at the local isolation level, and
+ * follows it: remote savepoint s<n> stands for
  * local subtransaction level n, the remote transaction commits at local
  * pre-commit and rolls back at local abort.  There is no two-phase commit.
  */

@@ -99,10 +99,12 @@ extern bool remote_cleanup_exec(const char *sql, int timeout_ms, char **errmsg);
  * use in the current local transaction: taken from this backend's LRU cache
  * (at most medpro.max_cached_connections; a dead one is replaced) or opened
  * as the clinic's own role with its unsealed password (wiped after use),
- * with a connect timeout.  On first use in a local transaction it starts a
- * remote transaction at the local isolation level and sends SET LOCAL
- * search_path (and timeouts); remote savepoints follow the local
- * subtransaction level.  The remote transaction commits at local
+ * with a connect timeout (closing idle cached connections when the
+ * backend's socket budget is used up).  It records that the local
+ * transaction (and its current subtransaction level) needs a remote
+ * transaction (and savepoints); they are sent with the next statement, in
+ * the same round trip (remote_clinic_run), at the local isolation level,
+ * with the local non-zero timeouts.  The remote transaction commits at local
  * pre-commit and rolls back at local abort (also for subtransactions).
  * Once a local transaction has used one clinic, asking for another raises
  * 42501.  An unreachable clinic raises 08006 "clinic database unavailable"
@@ -110,7 +112,8 @@ extern bool remote_cleanup_exec(const char *sql, int timeout_ms, char **errmsg);
  * schema version differs from expected_version (when > 0) raises 55000
  * "clinic schema out of date".  The clinic's routing data (database, role,
  * sealed password, server, status, schema version) is read from
- * medpro.clinics as the extension owner, once per local transaction: a
+ * medpro.clinics as the extension owner and kept in the routing cache
+ * (routecache.h) until the routing catalog changes: a
  * suspended clinic raises 42501 "clinic is suspended", any other status but
  * active 08006, a clinic on another server 0A000.
  *
