@@ -12,9 +12,9 @@
 #       10, 100 and CLINICS (default 500) clinics, vs 10 clinics.
 #
 # Prints transactions per second and the ratios.  (d) gives each backend a
-# cache big enough for every clinic (medpro.max_cached_connections) and
-# reports the second half of each run (each backend first opens one
-# connection per clinic); the whole-run figure is printed beside it.
+# cache big enough for every clinic (medpro.max_cached_connections); each
+# client first visits every clinic once (one connection setup each), and the
+# last SECONDS of the run are reported, the whole-run figure beside them.
 set -euo pipefail
 SECS=${1:-10}
 CLIENTS=${2:-2}
@@ -140,23 +140,32 @@ psql -X -q -U bench_app -d postgres -c "SELECT n FROM bench_tokens" -At | while 
 	echo "UPDATE bench_tokens SET token = '$(psql -X -At -U bench_app -d postgres -c "SELECT medpro_login('admin$n@bench.test', 'bench secret 2026')")' WHERE n = $n;"
 done > "$WORK/tokens.sql"
 psql -X -q -v ON_ERROR_STOP=1 -d postgres -f "$WORK/tokens.sql"
+# Each client first visits the clinics in turn (opening its connections),
+# then picks them at random; the last SECS seconds are the steady state.
 cat > "$WORK/spread.sql" <<SQL
-\set c random(1, :nclinics)
 \set k random(1, 100)
 \if :init = 0
 SET medpro.max_cached_connections = $((CLINICS + 10));
 \set init 1
+\endif
+\if :warm <= :nclinics
+\set c :warm
+\set warm :warm + 1
+\else
+\set c random(1, :nclinics)
 \endif
 BEGIN;
 SELECT medpro_authenticate((SELECT token FROM bench_tokens WHERE n = :c)) IS NOT NULL;
 SELECT first_name FROM clinic.patients WHERE id = md5(:c || 'p' || :k)::uuid;
 COMMIT;
 SQL
-# tps of the second half of a run of 2 * SECS seconds, and of the whole run
+# tps of the last SECS seconds of a run long enough for the warm-up, and
+# of the whole run
+SPREAD_SECS=$((SECS + CLINICS / 10))
 spread() {
-	"$PGBENCH" -n -c "$CLIENTS" -j "$CLIENTS" -T $((2 * SECS)) -P 1 -f "$WORK/spread.sql" \
-		-D nclinics="$1" -D init=0 -U bench_app postgres 2>"$WORK/progress.err" >"$WORK/spread.out" || true
-	awk -v half="$SECS" '/^progress:/ { t = $2 + 0; if (t > half) { s += $4; c++ } }
+	"$PGBENCH" -n -c "$CLIENTS" -j "$CLIENTS" -T "$SPREAD_SECS" -P 1 -f "$WORK/spread.sql" \
+		-D nclinics="$1" -D init=0 -D warm=1 -U bench_app postgres 2>"$WORK/progress.err" >"$WORK/spread.out" || true
+	awk -v half="$((SPREAD_SECS - SECS))" '/^progress:/ { t = $2 + 0; if (t > half) { s += $4; c++ } }
 		END { if (c) printf "%.0f", s / c; else printf "0" }' "$WORK/progress.err"
 	printf ' %s\n' "$(sed -n 's/^tps = \([0-9.]*\) (without initial connection time)/\1/p' "$WORK/spread.out")"
 }
@@ -166,7 +175,7 @@ read -r DN DNALL < <(spread "$CLINICS")
 
 awk -v d="$DIRECT" -v s="$SESSION" -v a="$AUTH" -v f="$PGFDW" -v p="$PAGE" -v pd="$PAGE_DBLINK" \
 	-v rr="$ROWS_ROUTED" -v rd="$ROWS_DBLINK" -v d10="$D10" -v d100="$D100" -v dn="$DN" \
-	-v d10a="$D10ALL" -v d100a="$D100ALL" -v dna="$DNALL" -v n="$CLINICS" 'BEGIN {
+	-v d10a="$D10ALL" -v d100a="$D100ALL" -v dna="$DNALL" -v n="$CLINICS" -v secs="$SECS" 'BEGIN {
 	printf "%-40s %10s %8s %8s\n", "workload", "tps", "ratio", "target"
 	printf "(a) point lookup by id\n"
 	printf "  %-38s %10.0f %8s\n", "direct in the clinic database", d, "1"
@@ -179,10 +188,10 @@ awk -v d="$DIRECT" -v s="$SESSION" -v a="$AUTH" -v f="$PGFDW" -v p="$PAGE" -v pd
 	printf "(c) point lookup: routed vs postgres_fdw\n"
 	printf "  %-38s %10.0f %8s\n", "postgres_fdw foreign table", f, "1"
 	printf "  %-38s %10.0f %8.2f %8s\n", "routed, session context", s, s / f, ">=1"
-	printf "(d) lookup + authenticate per txn, spread over clinics (second half / whole run)\n"
+	printf "(d) lookup + authenticate per txn, spread over clinics (last %d s, after each client visited every clinic / whole run)\n", secs
 	printf "  %-38s %10.0f %8s   (whole run %.0f)\n", "10 clinics", d10, "1", d10a
 	printf "  %-38s %10.0f %8.2f   (whole run %.0f)\n", "100 clinics", d100, d100 / d10, d100a
 	printf "  %-38s %10.0f %8.2f %8s (whole run %.0f)\n", n " clinics", dn, dn / d10, ">=0.8", dna
 }'
 echo "(b) remote SQL: $REMOTE_SQL"
-echo "($CLIENTS clients, $SECS s per run, (d) $((2 * SECS)) s per run; pgbench simple protocol; load average: $(cut -d' ' -f1-3 /proc/loadavg))"
+echo "($CLIENTS clients, $SECS s per run, (d) $SPREAD_SECS s per run; pgbench simple protocol; load average: $(cut -d' ' -f1-3 /proc/loadavg))"
