@@ -33,8 +33,16 @@ SOCK=$PGHOST
 psql -X -q -d postgres -c "ALTER SYSTEM SET max_connections = $((CLIENTS * (CLINICS + 20) + 50))" \
 	-c "ALTER SYSTEM SET max_files_per_process = $((3 * (CLINICS + 20) + 100))"
 scripts/cluster.sh stop
+# runuser (cluster.sh) goes through PAM, which resets the limit: start the
+# server with setpriv when root, so that it keeps the raised ulimit -n.
 ulimit -n $((4 * (CLINICS + 20) + 1000)) 2>/dev/null || echo "warning: could not raise ulimit -n" >&2
-scripts/cluster.sh start
+if [ "$(id -u)" -eq 0 ] && command -v setpriv >/dev/null; then
+	(cd / && setpriv --reuid="${MEDPRO_PGUSER_OS:-postgres}" --regid="${MEDPRO_PGUSER_OS:-postgres}" --init-groups \
+		"$(pg_config --bindir)/pg_ctl" -D "$MEDPRO_CLUSTER/data" -l "$MEDPRO_CLUSTER/server.log" -w -t 60 start >/dev/null)
+else
+	scripts/cluster.sh start
+fi
+echo "server file descriptor limit: $(awk '/Max open files/ {print $4}' /proc/$(head -1 "$MEDPRO_CLUSTER/data/postmaster.pid")/limits)" >&2
 
 psql -X -q -v ON_ERROR_STOP=1 -d postgres <<'SQL'
 SET client_min_messages = warning;
@@ -168,6 +176,7 @@ spread() {
 	awk -v half="$((SPREAD_SECS - SECS))" '/^progress:/ { t = $2 + 0; if (t > half) { s += $4; c++ } }
 		END { if (c) printf "%.0f", s / c; else printf "0" }' "$WORK/progress.err"
 	printf ' %s\n' "$(sed -n 's/^tps = \([0-9.]*\) (without initial connection time)/\1/p' "$WORK/spread.out")"
+	grep -v '^progress:' "$WORK/progress.err" | tail -3 >&2
 }
 read -r D10 D10ALL < <(spread 10)
 read -r D100 D100ALL < <(spread 100)
