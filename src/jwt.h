@@ -10,6 +10,8 @@
 #include "datatype/timestamp.h"
 #include "utils/jsonb.h"
 
+#include "jose.h"
+
 typedef enum JwtAlg
 {
 	JWT_HS256,
@@ -46,7 +48,8 @@ extern char *jwt_sign(Jsonb *payload, const uint8 *key, size_t keylen,
  *	"header is not a JSON object", "payload is not a JSON object",
  *	"NUL character in JSON string", "duplicate member in header",
  *	"duplicate member in payload", "number out of range", "missing alg",
- *	"algorithm not allowed", "unsupported crit header", "signature mismatch",
+ *	"algorithm not allowed", "typ not allowed", "malformed crit header",
+ *	"unsupported crit header", "signature mismatch",
  *	"missing exp", "exp is not a number", "exp is not a valid time",
  *	"nbf is not a number", "nbf is not a valid time", "iat is not a number",
  *	"iat is not a valid time", "expired", "not yet valid",
@@ -74,6 +77,20 @@ extern void jwt_verify(const char *token, size_t len,
 					   const uint8 *key, size_t keylen, JwtAlg alg,
 					   TimestampTz now, int leeway, JwtResult *res);
 
+/* What jwt_verify_opts builds besides the verdict. */
+#define JWT_VERIFY_HEADER	0x01	/* res->header */
+#define JWT_VERIFY_PAYLOAD	0x02	/* res->payload */
+
+/*
+ * jwt_verify with a choice of results: the checks are the same, but only
+ * the jsonb values named in flags are built (res->header and res->payload
+ * stay NULL otherwise).  jwt_verify is flags = both.
+ */
+extern void jwt_verify_opts(const char *token, size_t len,
+							const uint8 *key, size_t keylen, JwtAlg alg,
+							TimestampTz now, int leeway, int flags,
+							JwtResult *res);
+
 /*
  * Decode only the header of token, without checking anything but its
  * syntax (used to find the "kid" before the key is known).  Returns NULL
@@ -82,8 +99,8 @@ extern void jwt_verify(const char *token, size_t len,
 extern Jsonb *jwt_peek_header(const char *token, size_t len, const char **reason);
 
 /* Largest token accepted, in bytes; checked before any decoding. */
-#define JWT_MAX_TOKEN_LEN	8192
+#define JWT_MAX_TOKEN_LEN	JOSE_MAX_TOKEN_LEN
 /* Largest encoded header accepted, in bytes. */
-#define JWT_MAX_HEADER_LEN	1024
+#define JWT_MAX_HEADER_LEN	JOSE_MAX_HEADER_LEN
 
 #endif							/* MEDPRO_JWT_H */
