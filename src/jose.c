@@ -585,7 +585,8 @@ jose_json_parse(JoseParser *p, const char *s, size_t len, JoseDoc doc,
 	JState		state = S_VALUE;
 	size_t		k;
 
-	memset(p->members, 0, sizeof(p->members));
+	for (k = 0; k < JOSE_M_COUNT; k++)
+		p->members[k].type = JOSE_ABSENT;	/* the rest is set with it */
 	p->arena_used = 0;
 	p->nkeys = 0;
 	p->depth = 0;
@@ -679,6 +680,7 @@ jose_json_parse(JoseParser *p, const char *s, size_t len, JoseDoc doc,
 							p->members[cur].nelems++;
 						if (m)
 						{
+							memset(m, 0, sizeof(*m));
 							m->type = type;
 							m->raw = s + i;
 						}
@@ -730,6 +732,7 @@ jose_json_parse(JoseParser *p, const char *s, size_t len, JoseDoc doc,
 
 					if (m)
 					{
+						memset(m, 0, sizeof(*m));
 						m->type = type;
 						m->raw = s + start;
 						m->raw_len = i - start;

@@ -455,11 +455,12 @@ jwt_crypto_failed(const JwtAlgDesc *desc)
  */
 
 /*
- * Intermediate data of one call (decoded segments, lexer state, the jsonb
- * tree before it is flattened) lives in a context of our own that is reset
- * at the start and end of every call, so that a query verifying many tokens
- * does not pile them up.  Results are always allocated in the caller's
- * context.
+ * Intermediate data of one call (the jsonb tree before it is flattened,
+ * numbers, signing buffers) lives in a context of our own that is reset at
+ * the start of every call (and at the end of signing), so that a query
+ * verifying many tokens does not pile them up.  Results are always
+ * allocated in the caller's context.  Decoded segments and parser state
+ * are not palloc'd at all: they live in jwt_tok (fixed size, jose.h).
  */
 static MemoryContext jwt_scratch_cxt = NULL;
 
@@ -992,7 +993,8 @@ jwt_verify_opts(const char *token, size_t len,
 	caller = jwt_scratch_begin();
 	reason = jwt_verify_internal(token, len, key, keylen, desc, now, leeway,
 								 flags, caller, res);
-	jwt_scratch_end(caller);
+	/* the scratch memory is reset by the next call's jwt_scratch_begin */
+	MemoryContextSwitchTo(caller);
 
 	res->valid = (reason == NULL);
 	res->reason = reason;
