@@ -346,6 +346,16 @@ SELECT at, pg_temp.why(pg_temp.mkp('{"exp":2000000000}'), at => at) AS exp_20000
   FROM (VALUES ('2033-05-18 03:33:19.999999+00'::timestamptz), ('2033-05-18 03:33:20+00')) v(at);
 SELECT at, pg_temp.why(pg_temp.mkp('{"exp":2000000000.5}'), at => at) AS exp_2000000000_5
   FROM (VALUES ('2033-05-18 03:33:20.499999+00'::timestamptz), ('2033-05-18 03:33:20.5+00')) v(at);
+-- The jsonb built from the parser's events is the one jsonb_in builds, to the text
+-- (numeric scale included): every number form, escapes, nesting, key order.
+SELECT count(*) FILTER (WHERE medpro_jwt_verify(pg_temp.mkp(p), :k32, 'HS256', :now)::text = p::jsonb::text) AS same_text,
+       count(*) AS payloads
+  FROM (VALUES ('{"exp":2000000100,"n":[0,-0,1.50,1e3,1E+3,-0.0,0.000001,1.5e-7,100,999999999999999999,1000000000000000000,-999999999999999999,-9223372036854775808,123456789012345678901234567890.5]}'),
+               ('{"exp":2000000100,"s":["","\"","\\","\/","\b\f\n\r\t","\u0001\u001f","é€🎉","\u00e9\u20ac\ud83c\udf89"]}'),
+               ('{"exp":2000000100,"zz":1,"a":2,"bb":3,"b":4,"":5,"aa":{"y":[],"x":{},"w":[[]],"v":[{}]}}'),
+               ('{"exp":2000000100,"t":true,"f":false,"z":null,"a":[true,false,null,"x",1,{"k":[1,[2,[3]]]}]}'),
+               ('{"exp":2000000100,"\u006b\u0065\u0079":"v","k\u00e9y":"\u0041x"}'),
+               (E' {"exp" : 2000000100 ,\r\n "a" :\t[ 1 , 2 ] } ')) v(p);
 -- A float exp such as 1700000000.9 is exact: valid through 22:13:20.899999, expired from .9.
 SELECT at, pg_temp.why(pg_temp.mkp('{"exp":1700000000.9}'), at => at) AS exp_1700000000_9
   FROM (VALUES ('2023-11-14 22:13:20.899999+00'::timestamptz), ('2023-11-14 22:13:20.9+00')) v(at);
