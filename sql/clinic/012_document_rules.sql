@@ -233,7 +233,7 @@ BEGIN
         IF NEW.status IS DISTINCT FROM OLD.status THEN
             IF NOT ((OLD.status = 'sent' AND NEW.status = 'paid')
                     OR (NEW.status = 'cancelled' AND OLD.document_type IN ('invoice', 'quote'))) THEN
-                RAISE EXCEPTION 'a % cannot go from % to %', replace(OLD.document_type, '_', ' '), OLD.status, NEW.status
+                RAISE EXCEPTION 'an issued % cannot go from % to %', replace(OLD.document_type, '_', ' '), OLD.status, NEW.status
                     USING ERRCODE = '23514', SCHEMA = TG_TABLE_SCHEMA, TABLE = TG_TABLE_NAME,
                           COLUMN = 'status', CONSTRAINT = 'documents_status_transition_check';
             END IF;
