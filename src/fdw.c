@@ -5,7 +5,9 @@
  * This file owns the FDW handler and validator, the deparsing of remote
  * SQL, scans (a cursor fetching medpro.fetch_size rows per round trip),
  * INSERT / UPDATE / DELETE with RETURNING (row identity: the id column),
- * masking of columns by application role, and the audit rows of writes.
+ * masking of columns by application role, the checks of validated
+ * columns before a write (validate 'ssn', with the clinic's country), and
+ * the audit rows of writes.
  *
  * Nothing in a plan depends on the clinic or the role: the clinic
  * connection is chosen from the tenant context when a scan or modify

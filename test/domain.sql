@@ -10,7 +10,7 @@
 \pset pager off
 SET client_min_messages = warning;
 
-SELECT plan(141);
+SELECT plan(143);
 
 -- Runs a query in a clinic database as the superuser (fixtures and checks).
 CREATE FUNCTION pg_temp.in_clinic(clinic uuid, query text) RETURNS text LANGUAGE sql AS $$
@@ -322,6 +322,8 @@ SELECT throws_ok(format($$DELETE FROM clinic.documents WHERE id = %L$$, :'inv1')
 				 '55000', 'an issued invoice cannot be deleted', 'deleting an issued invoice is refused');
 SELECT is(pg_temp.in_clinic(:'fr', format($$SELECT count(*)::text FROM documents WHERE id = %L AND deleted_at IS NULL$$, :'inv1')),
 		  '1', 'the invoice is still there');
+SELECT throws_ok(format($$SELECT pg_temp.in_clinic(%L, 'DELETE FROM documents WHERE id = ''%s'' RETURNING ''x''')$$, :'fr', :'inv1'),
+				 '55000', 'an issued invoice cannot be deleted', 'not even a superuser in the clinic database can delete it');
 SELECT throws_ok(format($$UPDATE clinic.documents SET status = 'cancelled' WHERE id = %L$$, :'inv1'),
 				 '55000', 'an issued invoice is cancelled by a credit note', 'cancelling without a credit note is refused');
 SELECT lives_ok(format($$UPDATE clinic.documents SET status = 'paid' WHERE id = %L$$, :'inv3'), 'sent -> paid is allowed');
@@ -448,6 +450,9 @@ SELECT throws_ok(format('SELECT medpro_patient_erase(%L, %L)', :'helene', 'x'), 
 SELECT medpro_reset();
 
 SELECT medpro_authenticate(:'fr_admin', true) IS NOT NULL AS a \gset
+SELECT pg_temp.in_clinic(:'fr', format($$INSERT INTO email_verifications (patient_id, email, token_hash, expires_at)
+										  VALUES (%L, 'helene.dupont@example.test', sha256('t'), now() + interval '1 day')
+										  RETURNING 'ok'$$, :'helene')) AS ok \gset
 SELECT throws_ok(format('SELECT medpro_patient_erase(%L, %L)', :'helene', ' '), '22023', 'reason must not be empty',
 				 'an erasure needs a reason');
 SELECT medpro_patient_erase(:'helene', 'demande écrite du 2 mars') AS report \gset
@@ -462,6 +467,8 @@ SELECT is((SELECT coalesce(email, '-') || ' ' || coalesce(phone, '-') || ' ' || 
 			 FROM clinic.patients WHERE id = :'helene'),
 		  '- - {} Dupont-Durand asthme', 'contact data is gone; identity and medical data are kept');
 SELECT is((SELECT status FROM clinic.consents WHERE id = :'c2'), 'revoked', 'the marketing consent row is revoked');
+SELECT is(pg_temp.in_clinic(:'fr', format('SELECT count(*)::text FROM email_verifications WHERE patient_id = %L', :'helene')),
+		  '0', 'the pending email verification (which holds the address) is gone');
 SELECT is((SELECT count(*)::int FROM medpro.audit_log WHERE action = 'patient_erase' AND entity_id = :'helene'
 			 AND new_data -> 'retention' ->> 'years' = '20'), 1, 'the erasure is audited with its report');
 SELECT medpro_reset();
