@@ -10,7 +10,7 @@
 \pset pager off
 SET client_min_messages = warning;
 
-SELECT plan(143);
+SELECT plan(144);
 
 -- Runs a query in a clinic database as the superuser (fixtures and checks).
 CREATE FUNCTION pg_temp.in_clinic(clinic uuid, query text) RETURNS text LANGUAGE sql AS $$
@@ -278,6 +278,9 @@ SELECT throws_ok(format($$INSERT INTO clinic.documents (document_type, patient_i
 SELECT throws_ok(format($$INSERT INTO clinic.documents (document_type, patient_id, items)
 						  VALUES ('invoice', %L, '[{"description": "x", "quantity": 1, "price": 5}]')$$, :'helene'),
 				 '22023', 'item 1: unknown field "price"', 'an unknown field');
+SELECT throws_ok(format($$INSERT INTO clinic.documents (document_type, patient_id, items)
+						  VALUES ('invoice', %L, '[{"description": "x", "quantity": 99999999, "unit_price": 9999999999}]')$$, :'helene'),
+				 '22023', 'document total must be below 10000000000', 'a total too large for the money columns');
 SELECT throws_ok(format($$INSERT INTO clinic.documents (document_type, patient_id, items)
 						  VALUES ('invoice', %L, '["x"]')$$, :'helene'),
 				 '22023', 'item 1 must be a JSON object', 'a line that is not an object');

@@ -176,6 +176,9 @@ BEGIN
             'tax_amount', v_tax,
             'total', v_sub + v_tax)));
     END LOOP;
+    IF v_subtotal + v_tax_amount >= 10000000000 THEN
+        RAISE EXCEPTION 'document total must be below 10000000000' USING ERRCODE = '22023';
+    END IF;
     RETURN jsonb_build_object('items', v_out, 'subtotal', v_subtotal, 'tax_amount', v_tax_amount,
                               'total', v_subtotal + v_tax_amount, 'exempt', v_any_exempt);
 END
