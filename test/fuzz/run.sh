@@ -6,7 +6,8 @@
 #   2. fuzz_jose: the libFuzzer target, with ASan and UBSan, run for
 #      $MEDPRO_FUZZ_SECONDS seconds (default 60; 0 skips it) from a seed
 #      corpus derived from the public vectors ($MEDPRO_VECTORS, default
-#      ../shared/vectors) plus a few hand-made seeds.
+#      ../shared/vectors) plus a few hand-made seeds, with the dictionary
+#      test/fuzz/jose.dict.
 #
 # Needs clang-14 and libclang-rt-14-dev (scripts/deps.sh) and no server.
 # Exits non-zero on a failed test, a crash, a leak, a timeout or an
@@ -69,6 +70,7 @@ PY
 log="$B/fuzz.log"
 set +e
 "$B/fuzz_jose" -max_total_time="$SECONDS_" -timeout=10 -rss_limit_mb=1024 -max_len=12000 \
+	-dict=test/fuzz/jose.dict \
 	-print_final_stats=1 "$B/corpus" "$B/seeds" >"$log" 2>&1
 rc=$?
 set -e
