@@ -983,18 +983,11 @@ j_time_claim(const JoseValue *v, const char *not_number, const char *not_time,
 }
 
 const char *
-jose_check_times(const JoseParser *pp, int64_t now, int64_t leeway,
-				 JoseTimes *t)
+jose_read_times(const JoseParser *pp, JoseTimes *t)
 {
-	JoseTimes	local;
 	const char *r;
 
-	if (t == NULL)
-		t = &local;
 	memset(t, 0, sizeof(*t));
-	if (leeway < 0)
-		leeway = 0;
-
 	if (pp->members[JOSE_M_EXP].type == JOSE_ABSENT)
 		return "missing exp";
 	r = j_time_claim(&pp->members[JOSE_M_EXP], "exp is not a number",
@@ -1017,7 +1010,14 @@ jose_check_times(const JoseParser *pp, int64_t now, int64_t leeway,
 			return r;
 		t->has_iat = true;
 	}
+	return NULL;
+}
 
+const char *
+jose_times_hold(const JoseTimes *t, int64_t now, int64_t leeway)
+{
+	if (leeway < 0)
+		leeway = 0;
 	/* RFC 7519 4.1.4: valid only while now < exp (plus leeway) */
 	if (now - leeway >= t->exp)
 		return "expired";
@@ -1027,6 +1027,19 @@ jose_check_times(const JoseParser *pp, int64_t now, int64_t leeway,
 	if (t->has_iat && t->iat > now + leeway)
 		return "issued in the future";
 	return NULL;
+}
+
+const char *
+jose_check_times(const JoseParser *pp, int64_t now, int64_t leeway,
+				 JoseTimes *t)
+{
+	JoseTimes	local;
+	const char *r;
+
+	if (t == NULL)
+		t = &local;
+	r = jose_read_times(pp, t);
+	return r ? r : jose_times_hold(t, now, leeway);
 }
 
 /* ----------------------------------------------------------------------
@@ -1087,5 +1100,5 @@ jose_token_claims(JoseToken *t, int64_t now, int64_t leeway, unsigned flags,
 						JOSE_DOC_PAYLOAD, flags, pev, parg);
 	if (r)
 		return r;
-	return jose_check_times(&t->pp, now, leeway, times);
+	return jose_check_times(&t->pp, now, leeway, times ? times : &t->times);
 }

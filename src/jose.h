@@ -198,7 +198,7 @@ extern const char *jose_check_header(const JoseParser *hp, const char *alg);
  */
 extern bool jose_number_to_usecs(const char *num, size_t len, int64_t *usecs);
 
-/* The time claims, as checked. */
+/* The time claims, as read. */
 typedef struct JoseTimes
 {
 	int64_t		exp;			/* microseconds since the Unix epoch */
@@ -209,11 +209,20 @@ typedef struct JoseTimes
 } JoseTimes;
 
 /*
- * Time policy, on a parsed payload, at now (microseconds since the Unix
- * epoch) with leeway microseconds: exp required, nbf and iat checked when
- * present, each a number in range; then "expired", "not yet valid",
- * "issued in the future".  t may be NULL.
+ * The time claims of a parsed payload: exp required, nbf and iat when
+ * present, each a number in range ("missing exp", "exp is not a number",
+ * "exp is not a valid time", and the same for nbf and iat).
  */
+extern const char *jose_read_times(const JoseParser *pp, JoseTimes *t);
+
+/*
+ * Do the claims hold at now (microseconds since the Unix epoch) with leeway
+ * microseconds?  "expired", "not yet valid", "issued in the future" or
+ * NULL.  Needs no parse: a cache of verified tokens can keep the JoseTimes.
+ */
+extern const char *jose_times_hold(const JoseTimes *t, int64_t now, int64_t leeway);
+
+/* Both of the above; t (may be NULL) receives the claims. */
 extern const char *jose_check_times(const JoseParser *pp, int64_t now,
 									int64_t leeway, JoseTimes *t);
 
@@ -232,6 +241,7 @@ typedef struct JoseToken
 	uint8_t		sig[JOSE_MAX_JSON_LEN + 1];
 	JoseParser	hp;				/* the header's members */
 	JoseParser	pp;				/* the payload's, after jose_token_claims */
+	JoseTimes	times;			/* its time claims, once read */
 } JoseToken;
 
 /*

@@ -958,8 +958,12 @@ jwt_verify_internal(const char *token, size_t len,
 	if (flags & JWT_VERIFY_PAYLOAD)
 		res->payload = jwt_build_finish(&pb, caller);
 
-	return jose_check_times(&t->pp, now + JWT_EPOCH_DIFF_USECS,
-							(int64) leeway * USECS_PER_SEC, NULL);
+	/* the claims are well-formed from here on; only the clock decides */
+	reason = jose_read_times(&t->pp, &t->times);
+	if (reason != NULL)
+		return reason;
+	return jose_times_hold(&t->times, now + JWT_EPOCH_DIFF_USECS,
+						   (int64) leeway * USECS_PER_SEC);
 }
 
 /*

@@ -478,6 +478,21 @@ test_times(void)
 	TIMES("{\"exp\":2000000000,\"nbf\":1000}", 1000000000, NULL);
 	TIMES("{\"exp\":2000000000,\"iat\":1000}", 1000000000, NULL);
 	TIMES("{\"exp\":2000000000,\"iat\":1000.000001}", 1000000000, "issued in the future");
+	/* read once, checked at any time (what a cache of verified tokens does) */
+	{
+		JoseTimes	t;
+
+		OK(same(parse("{\"exp\":1700000000.9,\"nbf\":1600000000,\"iat\":1600000000}"), NULL));
+		OK(same(jose_read_times(&P, &t), NULL));
+		OK(t.exp == INT64_C(1700000000900000) && t.has_nbf && t.has_iat &&
+		   t.nbf == INT64_C(1600000000000000));
+		OK(same(jose_times_hold(&t, INT64_C(1700000000899999), 0), NULL));
+		OK(same(jose_times_hold(&t, INT64_C(1700000000900000), 0), "expired"));
+		OK(same(jose_times_hold(&t, INT64_C(1599999999999999), 0), "not yet valid"));
+		OK(same(jose_times_hold(&t, INT64_C(1700000000900000), -5), "expired"));
+		OK(same(parse("{\"exp\":\"soon\"}"), NULL));
+		OK(same(jose_read_times(&P, &t), "exp is not a number"));
+	}
 	/* leeway moves every boundary */
 	OK(same(parse("{\"exp\":100,\"nbf\":50}"), NULL));
 	OK(same(jose_check_times(&P, 129999999, 30000000, NULL), NULL));
