@@ -284,14 +284,21 @@ jwt_hmac_entry_free(JwtHmacEntry *e)
 	memset(e, 0, sizeof(*e));
 }
 
-/* Backend exit: wipe and free every cached key. */
-static void
-jwt_hmac_cache_cleanup(int code, Datum arg)
+/* jwt_hmac_cache_reset: see jwt.h. */
+void
+jwt_hmac_cache_reset(void)
 {
 	int			i;
 
 	for (i = 0; i < JWT_HMAC_CACHE_SIZE; i++)
 		jwt_hmac_entry_free(&jwt_hmac_cache[i]);
+}
+
+/* Backend exit: wipe and free every cached key. */
+static void
+jwt_hmac_cache_cleanup(int code, Datum arg)
+{
+	jwt_hmac_cache_reset();
 }
 
 /*

@@ -31,6 +31,14 @@ extern const char *jwt_alg_name(JwtAlg alg);
 extern size_t jwt_alg_min_key_len(JwtAlg alg);
 
 /*
+ * Wipe and free this backend's cached keyed HMAC contexts and the copies of
+ * their keys (they are also wiped on eviction and at backend exit; a key
+ * with new bytes never matches an old entry, so this is hygiene, e.g. after
+ * a key is retired).
+ */
+extern void jwt_hmac_cache_reset(void);
+
+/*
  * Sign payload (a jsonb object) and return the compact token, palloc'd.
  * The header is {"alg":..., "typ":"JWT"} plus "kid" when kid is not NULL;
  * header and payload are serialised as compact JSON.  Raises 22023 for a
