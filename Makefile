@@ -3,7 +3,7 @@ EXTENSION   = medpro
 EXTVERSION  = 0.1.0
 
 MODULE_big  = medpro
-OBJS        = src/medpro.o src/crypto.o src/jwt.o src/remote.o src/audit.o \
+OBJS        = src/medpro.o src/crypto.o src/jwt.o src/jwt_pkey.o src/remote.o src/audit.o \
               src/migrate.o src/provision.o \
               src/tenant.o src/auth.o src/fdw.o
 
