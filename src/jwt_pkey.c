@@ -329,6 +329,12 @@ jwt_pem_decode(const uint8 *key, size_t keylen, bool want_private,
 		return kp;
 	if (want_private && !is_private)
 		return JWT_KP_PUBLIC_FOR_SIGN;
+	/* OpenSSL's PEM reader wants the BEGIN line first */
+	while (datalen > 0 && jwt_is_blank(*data))
+	{
+		data++;
+		datalen--;
+	}
 
 	ERR_clear_error();
 	dctx = OSSL_DECODER_CTX_new_for_pkey(&pkey, "PEM", NULL, NULL,
