@@ -133,6 +133,24 @@ jwt_pkey_needs(const JwtPkeyAlg *pa)
 
 static EVP_MD *jwt_sha256 = NULL;
 
+/* Digests of the algorithms, fetched once (index: alg - JWT_RS256). */
+static EVP_MD *jwt_alg_md[lengthof(jwt_pkey_algs)];
+
+/* The digest of pa, or NULL (EdDSA, or when it cannot be fetched). */
+static EVP_MD *
+jwt_md(const JwtPkeyAlg *pa, bool *ok)
+{
+	int			i = (int) pa->alg - (int) JWT_RS256;
+
+	*ok = true;
+	if (pa->digest == NULL)
+		return NULL;
+	if (jwt_alg_md[i] == NULL)
+		jwt_alg_md[i] = EVP_MD_fetch(NULL, pa->digest, NULL);
+	*ok = (jwt_alg_md[i] != NULL);
+	return jwt_alg_md[i];
+}
+
 /* SHA-256 of data into out; never raises, false on failure. */
 static bool
 jwt_digest(const void *data, size_t len, uint8 *out)
@@ -815,6 +833,8 @@ jwt_pkey_sign(JwtAlg alg, const uint8 *key, size_t keylen,
 	unsigned char *der = NULL;
 	size_t		derlen = 0;
 	ECDSA_SIG  *es = NULL;
+	EVP_MD	   *md;
+	bool		md_ok;
 	bool		ok = false;
 
 	*siglen = 0;
@@ -823,9 +843,10 @@ jwt_pkey_sign(JwtAlg alg, const uint8 *key, size_t keylen,
 		return false;
 	pkey = jwt_signing->pkey;
 
+	md = jwt_md(pa, &md_ok);
 	mctx = EVP_MD_CTX_new();
-	if (mctx == NULL ||
-		EVP_DigestSignInit_ex(mctx, &pctx, pa->digest, NULL, NULL, pkey, NULL) != 1)
+	if (!md_ok || mctx == NULL ||
+		EVP_DigestSignInit(mctx, &pctx, md, NULL, pkey) != 1)
 		goto done;
 	if (pa->scheme == JWT_SCHEME_RSA_PSS && !jwt_set_pss(pctx, pa->digest))
 		goto done;
@@ -892,6 +913,8 @@ jwt_pkey_verify(JwtAlg alg, const uint8 *key, size_t keylen,
 	ECDSA_SIG  *es = NULL;
 	BIGNUM	   *r = NULL;
 	BIGNUM	   *s = NULL;
+	EVP_MD	   *md;
+	bool		md_ok;
 	bool		done = false;
 	int			rc;
 
@@ -912,9 +935,10 @@ jwt_pkey_verify(JwtAlg alg, const uint8 *key, size_t keylen,
 	if (siglen != jwt_sig_len(pa, e->bits))
 		return true;			/* wrong length (a DER ECDSA signature...) */
 
+	md = jwt_md(pa, &md_ok);
 	mctx = EVP_MD_CTX_new();
-	if (mctx == NULL ||
-		EVP_DigestVerifyInit_ex(mctx, &pctx, pa->digest, NULL, NULL, e->pkey, NULL) != 1)
+	if (!md_ok || mctx == NULL ||
+		EVP_DigestVerifyInit(mctx, &pctx, md, NULL, e->pkey) != 1)
 		goto out;
 	if (pa->scheme == JWT_SCHEME_RSA_PSS && !jwt_set_pss(pctx, pa->digest))
 		goto out;
