@@ -31,6 +31,7 @@ SET timezone = 'UTC';
 \set p521_key `cat test/keys/p521.key`
 \set p521_pub `cat test/keys/p521.pub`
 \set k1_pub `cat test/keys/secp256k1.pub`
+\set rsa_huge_pub `cat test/keys/rsa16392_fake.pub`
 \set ed_key `cat test/keys/ed25519_rfc8037.key`
 \set ed_pub `cat test/keys/ed25519_rfc8037.pub`
 \set ed2_pub `cat test/keys/ed25519.pub`
@@ -148,6 +149,8 @@ SELECT pg_temp.try(format('SELECT medpro_jwt_sign(%L, %L, %L)', :'claims', :'p25
        pg_temp.try(format('SELECT medpro_jwt_sign(%L, %L, %L)', :'claims', :'p256_key', 'ES384')) AS p256_for_es384,
        pg_temp.try(format('SELECT medpro_jwt_sign(%L, %L, %L)', :'claims', :'rsa_key', 'EdDSA')) AS rsa_for_eddsa,
        pg_temp.try(format('SELECT medpro_jwt_sign(%L, %L, %L)', :'claims', :'rsa1k_key', 'PS256')) AS rsa1024_for_ps256;
+-- Over 16384 bits (a public key with an arbitrary 16392-bit modulus).
+SELECT pg_temp.try(format('SELECT medpro_jwt_verify(%L, %L, %L)', 'e30.e30.AA', :'rsa_huge_pub', 'RS256')) AS rsa16392_for_rs256;
 
 -- PEM keys offered for HS*, by every function, as text and as bytea.
 SELECT a.alg, f.fn,
