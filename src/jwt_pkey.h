@@ -46,6 +46,10 @@ extern bool jwt_key_is_pem(const uint8 *key, size_t keylen);
  * an error path); for verifying, a public or private key is accepted and
  * its public part is taken from (or put into) the key cache.  Raises 22023
  * for any unfit key, never printing it.  Returns the signature length.
+ *
+ * jwt_pkey_sign, jwt_pkey_verify and the token cache functions below find
+ * the key prepared last by its pointer and length, so they must follow
+ * jwt_pkey_prepare for the same key argument within the same call.
  */
 extern size_t jwt_pkey_prepare(JwtAlg alg, const uint8 *key, size_t keylen,
 							   bool for_sign);
