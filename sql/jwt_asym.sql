@@ -265,10 +265,25 @@ SELECT count(*) FILTER (WHERE reason = 'signature mismatch') AS mismatches
 SELECT * FROM medpro_jwt_cache_stats();
 -- Bounded: 20 distinct key texts (the same key with more and more leading
 -- blanks) and 300 distinct tokens keep at most 16 keys and 256 tokens.
+-- Each verification returns its own token's payload.
 SELECT count(*) FILTER (WHERE medpro_jwt_verify(medpro_jwt_sign(jsonb_build_object('n', i, 'exp', 4102444800), :'ed_key', 'EdDSA'),
-                                                repeat(' ', i % 20) || :'ed_pub', 'EdDSA') ? 'n') AS verified
+                                                repeat(' ', i % 20) || :'ed_pub', 'EdDSA') ->> 'n' = i::text) AS verified
   FROM generate_series(1, 300) i;
 SELECT keys <= 16 AS keys_bounded, keys, tokens <= 256 AS tokens_bounded, tokens > 100 AS tokens_kept
   FROM medpro_jwt_cache_stats();
+-- Each verification through a table returns its own token's payload
+-- (same-length tokens, detoasted row after row), in two passes; the
+-- second finds some of them in the cache.
+CREATE TEMP TABLE many AS
+	SELECT i, medpro_jwt_sign(jsonb_build_object('n', 1000 + i, 'exp', 4102444800), :'ed_key', 'EdDSA') AS tok
+	  FROM generate_series(1, 300) i;
+SELECT medpro_jwt_cache_reset();
+SELECT count(*) FILTER (WHERE medpro_jwt_verify(tok, :'ed_pub', 'EdDSA') ->> 'n' = (1000 + i)::text) AS first_pass,
+       count(DISTINCT length(tok)) AS token_lengths
+  FROM many;
+SELECT token_hits AS hits_after_first_pass FROM medpro_jwt_cache_stats();
+SELECT count(*) FILTER (WHERE medpro_jwt_verify(tok, :'ed_pub', 'EdDSA') ->> 'n' = (1000 + i)::text) AS second_pass
+  FROM many;
+SELECT token_hits > 0 AS second_pass_hit FROM medpro_jwt_cache_stats();
 SELECT medpro_jwt_cache_reset();
 SELECT * FROM medpro_jwt_cache_stats();

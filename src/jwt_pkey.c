@@ -1067,13 +1067,43 @@ jwt_token_slot(const uint8 *kd, const uint8 *td)
 	return &jwt_tokens[h & (JWT_TOKEN_CACHE_SIZE - 1)];
 }
 
+/*
+ * The digests of the last lookup, so that the put after a miss does not
+ * hash the token again.  A lookup always hashes and records; only a put
+ * (which jwt_verify makes after its lookup for the same token, in the same
+ * call) reads the record, and clears it.
+ */
+static struct
+{
+	const char *token;
+	size_t		len;
+	uint8		kd[JWT_DIGEST_LEN];
+	uint8		td[JWT_DIGEST_LEN];
+} jwt_last_lookup;
+
 static bool
 jwt_token_digests(const uint8 *key, size_t keylen, const char *token,
-				  size_t len, uint8 *kd, uint8 *td)
+				  size_t len, bool for_put, uint8 *kd, uint8 *td)
 {
-	if (len > JWT_MAX_TOKEN_LEN)
+	if (len > JWT_MAX_TOKEN_LEN || !jwt_key_digest(key, keylen, kd))
 		return false;
-	return jwt_key_digest(key, keylen, kd) && jwt_digest(token, len, td);
+	if (for_put && jwt_last_lookup.token == token && jwt_last_lookup.len == len &&
+		memcmp(jwt_last_lookup.kd, kd, JWT_DIGEST_LEN) == 0)
+	{
+		memcpy(td, jwt_last_lookup.td, JWT_DIGEST_LEN);
+		jwt_last_lookup.token = NULL;
+		return true;
+	}
+	jwt_last_lookup.token = NULL;
+	if (!jwt_digest(token, len, td))
+		return false;
+	if (for_put)
+		return true;
+	jwt_last_lookup.token = token;
+	jwt_last_lookup.len = len;
+	memcpy(jwt_last_lookup.kd, kd, JWT_DIGEST_LEN);
+	memcpy(jwt_last_lookup.td, td, JWT_DIGEST_LEN);
+	return true;
 }
 
 bool
@@ -1085,7 +1115,7 @@ jwt_token_cache_get(JwtAlg alg, const uint8 *key, size_t keylen,
 	uint8		td[JWT_DIGEST_LEN];
 	JwtTokenEntry *t;
 
-	if (!jwt_token_digests(key, keylen, token, len, kd, td))
+	if (!jwt_token_digests(key, keylen, token, len, false, kd, td))
 		return false;
 	t = jwt_token_slot(kd, td);
 	if (!t->used || t->alg != alg ||
@@ -1115,7 +1145,7 @@ jwt_token_cache_put(JwtAlg alg, const uint8 *key, size_t keylen,
 	Jsonb	   *p;
 
 	if (!times->valid || header == NULL || payload == NULL ||
-		!jwt_token_digests(key, keylen, token, len, kd, td))
+		!jwt_token_digests(key, keylen, token, len, true, kd, td))
 		return;
 	if (jwt_token_cxt == NULL)
 		jwt_token_cxt = AllocSetContextCreate(TopMemoryContext,
@@ -1153,6 +1183,7 @@ jwt_token_cache_reset(void)
 	for (i = 0; i < JWT_KEY_CACHE_SIZE; i++)
 		jwt_key_entry_clear(&jwt_keys[i]);
 	memset(&jwt_memo, 0, sizeof(jwt_memo));
+	memset(&jwt_last_lookup, 0, sizeof(jwt_last_lookup));
 	jwt_token_hits = 0;
 }
 
