@@ -293,10 +293,13 @@ jwt_pem_check(const uint8 *key, size_t keylen, bool *is_private)
 		if (label_len == strlen(private_labels[i]) &&
 			memcmp(label, private_labels[i], label_len) == 0)
 		{
-			/* traditional encrypted PEM: "Proc-Type: 4,ENCRYPTED" */
-			for (p = label; p + 9 <= end; p++)
+			/*
+			 * Traditional encrypted PEM has a "Proc-Type: 4,ENCRYPTED"
+			 * header (':' is not base64, so the body cannot match).
+			 */
+			for (p = label; p + 10 <= end; p++)
 			{
-				if (memcmp(p, "ENCRYPTED", 9) == 0)
+				if (memcmp(p, "Proc-Type:", 10) == 0)
 					return JWT_KP_ENCRYPTED;
 			}
 			*is_private = true;
