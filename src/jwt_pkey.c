@@ -371,17 +371,17 @@ jwt_pem_decode(const uint8 *key, size_t keylen, bool want_private,
 	if (OSSL_DECODER_from_data(dctx, &data, &datalen) != 1 || pkey == NULL)
 	{
 		unsigned long e = ERR_peek_last_error();
+		char		buf[256];
 
+		buf[0] = '\0';
 		if (e != 0)
-		{
-			char		buf[256];
-
 			ERR_error_string_n(e, buf, sizeof(buf));
-			*errtext = pstrdup(buf);
-		}
 		OSSL_DECODER_CTX_free(dctx);
 		EVP_PKEY_free(pkey);
 		ERR_clear_error();
+		/* only now that nothing of OpenSSL's is held may palloc raise */
+		if (buf[0] != '\0')
+			*errtext = pstrdup(buf);
 		return JWT_KP_DECODE;
 	}
 	OSSL_DECODER_CTX_free(dctx);
@@ -777,7 +777,21 @@ jwt_pkey_prepare(JwtAlg alg, const uint8 *key, size_t keylen, bool for_sign)
 		if (jwt_signing != NULL)
 			jwt_sign_key_free(jwt_signing);
 
+		/*
+		 * The holder is made first, so that nothing can raise while the
+		 * private key is owned by no one; from the moment it is decoded the
+		 * memory context owns it, errors included.
+		 */
+		sk = MemoryContextAllocZero(CurrentMemoryContext, sizeof(JwtSignKey));
+		sk->key = key;
+		sk->keylen = keylen;
+		sk->cb.func = jwt_sign_key_free;
+		sk->cb.arg = sk;
+		MemoryContextRegisterResetCallback(CurrentMemoryContext, &sk->cb);
+
 		kp = jwt_pem_decode(key, keylen, true, false, &pkey, &errtext);
+		sk->pkey = pkey;
+		jwt_signing = sk;
 		if (kp != JWT_KP_NONE)
 			jwt_pkey_refuse(pa, kp, errtext);
 		kt = jwt_pkey_type(pkey, &bits, group, sizeof(group));
@@ -785,19 +799,9 @@ jwt_pkey_prepare(JwtAlg alg, const uint8 *key, size_t keylen, bool for_sign)
 		if (!jwt_key_fits(pa, kt, group) ||
 			(kt == JWT_KT_RSA && (bits < JWT_RSA_MIN_BITS || bits > JWT_RSA_MAX_BITS)))
 		{
-			EVP_PKEY_free(pkey);
+			jwt_sign_key_free(sk);
 			jwt_check_fit(pa, kt, bits, tname, group);
 		}
-
-		/* From here the memory context owns the key, errors included. */
-		sk = MemoryContextAllocZero(CurrentMemoryContext, sizeof(JwtSignKey));
-		sk->pkey = pkey;
-		sk->key = key;
-		sk->keylen = keylen;
-		sk->cb.func = jwt_sign_key_free;
-		sk->cb.arg = sk;
-		MemoryContextRegisterResetCallback(CurrentMemoryContext, &sk->cb);
-		jwt_signing = sk;
 		return jwt_sig_len(pa, bits);
 	}
 
