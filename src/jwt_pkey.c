@@ -12,7 +12,8 @@
  *		equal to the hash length), ES* (raw R||S of exactly twice the
  *		curve's size, converted to and from OpenSSL's DER) and EdDSA;
  *	  - a bounded per-backend cache of parsed verification keys (public
- *		parts only), keyed by the SHA-256 of the key bytes;
+ *		parts only), keyed by the SHA-256 of the key bytes, each with the
+ *		OpenSSL verification contexts set up for the algorithms it served;
  *	  - a bounded per-backend cache of verified tokens keyed by (algorithm,
  *		key digest, token digest), holding the header, the payload and the
  *		parsed time claims, which jwt.c re-checks against the clock on every
@@ -805,7 +806,7 @@ jwt_pkey_prepare(JwtAlg alg, const uint8 *key, size_t keylen, bool for_sign)
 		return jwt_sig_len(pa, bits);
 	}
 
-	if (keylen > 0 && !jwt_key_is_pem(key, keylen))
+	if (!jwt_key_is_pem(key, keylen))
 		jwt_pkey_refuse(pa, JWT_KP_NOT_PEM, NULL);
 	jwt_digest_or_raise(key, keylen, digest);
 	e = jwt_key_cache_find(digest);
