@@ -11,6 +11,7 @@
 #include "postgres.h"
 
 #include "fmgr.h"
+#include "mb/pg_wchar.h"
 #include "utils/builtins.h"
 
 #include "identifiers.h"
@@ -20,6 +21,7 @@
 
 /* SIREN of La Poste, whose establishments do not follow Luhn. */
 #define LA_POSTE_SIREN	"356000000"
+#define LA_POSTE_HEAD_OFFICE "35600000000048"
 
 /* DNI/NIE control letters, by remainder mod 23. */
 static const char dni_letters[] = "TRWAGMYFPDXBNJZSQVHLCKE";
@@ -113,7 +115,8 @@ check_country(const char *country)
 		return "ES";
 	ereport(ERROR,
 			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-			 errmsg("unsupported country \"%.16s\"", country),
+			 errmsg("unsupported country \"%.*s\"",
+					pg_mbcliplen(country, strlen(country), 16), country),
 			 errhint("Supported countries are FR and ES.")));
 	return NULL;				/* keep the compiler quiet */
 }
@@ -130,9 +133,10 @@ fr_siren(const char *s)
 }
 
 /*
- * SIRET: Luhn over the 14 digits, except for La Poste's establishments,
- * which share one SIREN and are numbered so that the digits add up to a
- * multiple of 5 (its head office, 35600000000048, passes Luhn).
+ * SIRET: a valid SIREN and 5 more digits, Luhn over the 14.  La Poste's
+ * establishments share one SIREN and do not follow Luhn: their digits add
+ * up to a multiple of 5 instead.  Its head office, 35600000000048, is the
+ * one La Poste SIRET numbered by Luhn (its digit sum is 26).
  */
 static bool
 fr_siret(const char *s)
@@ -140,12 +144,10 @@ fr_siret(const char *s)
 	int			sum = 0;
 	int			i;
 
-	if (strlen(s) != 14 || !all_digits(s, 14))
+	if (strlen(s) != 14 || !all_digits(s, 14) || !luhn(s, 9))
 		return false;
-	if (luhn(s, 14))
-		return true;
-	if (strncmp(s, LA_POSTE_SIREN, 9) != 0)
-		return false;
+	if (strncmp(s, LA_POSTE_SIREN, 9) != 0 || strcmp(s, LA_POSTE_HEAD_OFFICE) == 0)
+		return luhn(s, 14);
 	for (i = 0; i < 14; i++)
 		sum += s[i] - '0';
 	return sum % 5 == 0;

@@ -39,6 +39,8 @@ INSERT INTO own VALUES
 	('business', 'FR', '35600000000010', true, 'La Poste establishment: digit sum 15, fails Luhn, valid'),
 	('business', 'FR', '35600000000011', false, 'La Poste establishment: digit sum 16 and no Luhn'),
 	('business', 'FR', '12345678200011', false, 'digit sum 40 does not rescue a SIRET outside La Poste'),
+	('business', 'FR', '12345678900007', false, 'SIRET passing Luhn whose SIREN 123456789 does not'),
+	('business', 'FR', '35600000000014', false, 'La Poste establishment passing Luhn, digit sum 18: invalid'),
 	('business', 'FR', '12345678Z', false, 'a Spanish DNI is not a French business number'),
 	('business', 'ES', '12345678-z', true, 'DNI, lower-case letter and hyphen'),
 	('business', 'ES', '00000001R', true, 'DNI 1 has letter R'),
@@ -71,7 +73,7 @@ INSERT INTO own VALUES
 	('ssn', 'ES', '2812345678', false, 'NUSS without control digits'),
 	('ssn', 'ES', '185057512345673', false, 'a NIR is not a NUSS');
 
-SELECT plan((SELECT count(*) FROM vec)::int + (SELECT count(*) FROM own)::int + 14);
+SELECT plan((SELECT count(*) FROM vec)::int + (SELECT count(*) FROM own)::int + 17);
 
 SELECT is(pg_temp.check(country, kind, value), expected,
 		  format('vector %s %s %s is %s', country, kind, value, CASE WHEN expected THEN 'valid' ELSE 'invalid' END))
@@ -97,6 +99,11 @@ SELECT throws_ok($$SELECT medpro_valid_business_number('', '123456782')$$, '2202
 				 'an empty country is refused');
 SELECT ok(NOT medpro_valid_ssn('FR', repeat('1', 10000)), 'a very long value is invalid, not an error');
 SELECT ok(NOT medpro_valid_business_number('FR', '１２３４５６７８２'), 'full-width digits are not digits');
+SELECT ok(NOT medpro_valid_ssn('FR', E'1850575123456\u00a073'), 'a no-break space is not a separator');
+SELECT ok(NOT medpro_valid_ssn('FR', ''), 'an empty value is invalid, not an error');
+-- The country is cut to 16 bytes in the message, never inside a character.
+SELECT throws_ok($$SELECT medpro_valid_ssn('ＦＲＦＲＦＲ', '185057512345673')$$, '22023', 'unsupported country "ＦＲＦＲＦ"',
+				 'a long country is cut at a character boundary in the message');
 
 -- medpro_register_clinic checks the numbers for its country (before
 -- creating anything).
