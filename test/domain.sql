@@ -10,7 +10,7 @@
 \pset pager off
 SET client_min_messages = warning;
 
-SELECT plan(144);
+SELECT plan(159);
 
 -- Runs a query in a clinic database as the superuser (fixtures and checks).
 CREATE FUNCTION pg_temp.in_clinic(clinic uuid, query text) RETURNS text LANGUAGE sql AS $$
@@ -18,6 +18,12 @@ CREATE FUNCTION pg_temp.in_clinic(clinic uuid, query text) RETURNS text LANGUAGE
 								split_part(current_setting('unix_socket_directories'), ',', 1),
 								current_setting('port'),
 								(SELECT db_name FROM medpro.clinics WHERE id = clinic)), query) AS t(v text)
+$$;
+-- The connection string of a clinic database, as the superuser.
+CREATE FUNCTION pg_temp.clinic_conninfo(clinic uuid) RETURNS text LANGUAGE sql AS $$
+	SELECT format('host=%s port=%s dbname=%s user=postgres',
+				  split_part(current_setting('unix_socket_directories'), ',', 1),
+				  current_setting('port'), (SELECT db_name FROM medpro.clinics WHERE id = clinic))
 $$;
 -- SQLSTATE and hint of the error a statement raises ('' when none).
 CREATE FUNCTION pg_temp.hint_of(stmt text) RETURNS text LANGUAGE plpgsql AS $$
@@ -77,11 +83,69 @@ SELECT lives_ok($$INSERT INTO clinic.patients (first_name, last_name) VALUES ('H
 SELECT lives_ok($$INSERT INTO clinic.patients (first_name, last_name) VALUES ('Œdipe', 'Roi')$$, 'a ligature name');
 SELECT throws_ok($$INSERT INTO clinic.patients (first_name, last_name) VALUES ('oedipe', 'ROI')$$,
 				 '23505', NULL, 'duplicate: the ligature œ folds to oe');
+-- Unicode spellings of the same name: combining accents (NFD), a no-break
+-- space, Unicode hyphens and dashes, an invisible zero-width space, a
+-- typographic ligature.
+SELECT throws_ok($$INSERT INTO clinic.patients (first_name, last_name) VALUES (E'He\u0301le\u0300ne', 'Dupont-Durand')$$,
+				 '23505', format('duplicate patient: patient %s has the same email or name', :'helene_number'),
+				 'duplicate: combining accents (decomposed é, è) fold like precomposed ones');
+SELECT throws_ok($$INSERT INTO clinic.patients (first_name, last_name) VALUES ('Hélène', E'Dupont\u00a0Durand')$$,
+				 '23505', NULL, 'duplicate: a no-break space is a space');
+SELECT throws_ok($$INSERT INTO clinic.patients (first_name, last_name) VALUES ('Hélène', E'Dupont\u2010Durand')$$,
+				 '23505', NULL, 'duplicate: U+2010 HYPHEN is a hyphen');
+SELECT throws_ok($$INSERT INTO clinic.patients (first_name, last_name) VALUES ('Hélène', E'Dupont \u2013 Durand')$$,
+				 '23505', NULL, 'duplicate: an en dash is a hyphen');
+SELECT throws_ok($$INSERT INTO clinic.patients (first_name, last_name) VALUES (E'H\u00e9l\u00ad\u00e8ne', E'Dupont-\u200bDurand\u200b')$$,
+				 '23505', NULL, 'duplicate: zero-width space and soft hyphen are ignored');
+SELECT throws_ok($$INSERT INTO clinic.patients (first_name, last_name) VALUES (E'\u0152DIPE', 'roi')$$,
+				 '23505', NULL, 'duplicate: the capital ligature Œ in an upper-case name');
+SELECT lives_ok($$INSERT INTO clinic.patients (first_name, last_name) VALUES (E'\ufb01lom\u00e8ne', 'Durand')$$,
+				'a name with the typographic ligature ﬁ');
+SELECT throws_ok($$INSERT INTO clinic.patients (first_name, last_name) VALUES ('Filomene', 'DURAND')$$,
+				 '23505', NULL, 'duplicate: the ligature ﬁ folds to fi');
+SELECT is(pg_temp.in_clinic(:'fr', $$SELECT medpro_fold_name(E' \u1e9e\u00f8\u0142 O\u2019Br\u00ffan-\uff2d\uff41\uff52\uff54\u00ednez ')$$),
+		  'ssol o bryan martinez', 'medpro_fold_name: capital ß, ø, ł, typographic apostrophe, full-width letters');
 SELECT throws_ok(format($$UPDATE clinic.patients SET first_name = 'Helene', last_name = 'Dupont Durand' WHERE id = %L$$, :'jean'),
 				 '23505', format('duplicate patient: patient %s has the same email or name', :'helene_number'),
 				 'an update that makes a duplicate is refused too');
 SELECT lives_ok(format($$UPDATE clinic.patients SET phone = '+33 1 23 45 67 89', email = 'helene.dupont@example.test' WHERE id = %L$$, :'helene'),
 				'changing a patient''s email case does not make the patient a duplicate of itself');
+
+-- Emails: surrounding white space is not part of the address, and a blank
+-- email is no email (two patients without one are no duplicates).
+SELECT throws_ok($$INSERT INTO clinic.patients (first_name, last_name, email) VALUES ('Other', 'Person', E' helene.dupont@example.test\t')$$,
+				 '23505', format('duplicate patient: patient %s has the same email or name', :'helene_number'),
+				 'duplicate: the same email with white space around it');
+INSERT INTO clinic.patients (first_name, last_name, email) VALUES ('Sans', 'Courriel', '') RETURNING id AS blank1 \gset
+SELECT lives_ok($$INSERT INTO clinic.patients (first_name, last_name, email) VALUES ('Aucun', 'Courriel', '  ')$$,
+				'two patients with a blank email are not duplicates');
+SELECT is((SELECT count(*)::int FROM clinic.patients WHERE last_name = 'Courriel' AND email IS NULL), 2,
+		  'a blank email is stored as NULL');
+
+-- Under REPEATABLE READ the trigger's snapshot cannot see a concurrent
+-- insert committed after it was taken; the unique indexes still refuse the
+-- duplicate.  Two sessions in the clinic database, interleaved by hand.
+SELECT dblink_connect('rr1', pg_temp.clinic_conninfo(:'fr')) AS c \gset
+SELECT dblink_connect('rr2', pg_temp.clinic_conninfo(:'fr')) AS c \gset
+SELECT dblink_exec('rr1', 'BEGIN ISOLATION LEVEL REPEATABLE READ') AS c \gset
+SELECT dblink_exec('rr2', 'BEGIN ISOLATION LEVEL REPEATABLE READ') AS c \gset
+SELECT v AS c FROM dblink('rr1', 'SELECT count(*)::text FROM patients') AS t(v text) \gset
+SELECT v AS c FROM dblink('rr2', 'SELECT count(*)::text FROM patients') AS t(v text) \gset
+SELECT dblink_exec('rr1', $$INSERT INTO patients (first_name, last_name, email) VALUES ('Rita', 'Repeatable', 'rita@example.test')$$) AS c \gset
+SELECT dblink_exec('rr1', 'COMMIT') AS c \gset
+SELECT throws_ok($$SELECT dblink_exec('rr2', 'INSERT INTO patients (first_name, last_name) VALUES (''RITA'', ''repeatable'')')$$,
+				 '23505', NULL, 'REPEATABLE READ: a concurrent duplicate name is refused by the unique index');
+SELECT dblink_exec('rr2', 'ROLLBACK') AS c \gset
+SELECT dblink_exec('rr2', 'BEGIN ISOLATION LEVEL REPEATABLE READ') AS c \gset
+SELECT v AS c FROM dblink('rr2', 'SELECT count(*)::text FROM patients') AS t(v text) \gset
+SELECT dblink_exec('rr1', $$INSERT INTO patients (first_name, last_name, email) VALUES ('Ruth', 'Repeatable', 'ruth@example.test')$$) AS c \gset
+SELECT throws_ok($$SELECT dblink_exec('rr2', 'INSERT INTO patients (first_name, last_name, email) VALUES (''Other'', ''Name'', ''RUTH@example.test'')')$$,
+				 '23505', NULL, 'REPEATABLE READ: a concurrent duplicate email is refused by the unique index');
+SELECT dblink_exec('rr2', 'ROLLBACK') AS c \gset
+SELECT dblink_disconnect('rr1') AS c \gset
+SELECT dblink_disconnect('rr2') AS c \gset
+SELECT is(pg_temp.in_clinic(:'fr', $$SELECT count(*)::text FROM patients WHERE last_name = 'Repeatable'$$), '2',
+		  'only the first session''s patients exist');
 
 -- A soft-deleted patient no longer blocks.
 INSERT INTO clinic.patients (first_name, last_name, email) VALUES ('Zoé', 'Leroy', 'zoe@example.test') RETURNING id AS zoe \gset
