@@ -10,7 +10,7 @@
 \pset pager off
 SET client_min_messages = warning;
 
-SELECT plan(159);
+SELECT plan(163);
 
 -- Runs a query in a clinic database as the superuser (fixtures and checks).
 CREATE FUNCTION pg_temp.in_clinic(clinic uuid, query text) RETURNS text LANGUAGE sql AS $$
@@ -428,6 +428,23 @@ SELECT is(:'cn3_total' || '/' || :'cn3_lines', '40.00/1', 'a credit note without
 SELECT is((SELECT status FROM clinic.documents WHERE id = :'inv3'), 'cancelled', 'a paid invoice credited in full is cancelled');
 SELECT throws_ok(format($$UPDATE clinic.documents SET status = 'cancelled' WHERE document_type = 'credit_note' AND credit_for_id = %L$$, :'inv3'),
 				 '23514', NULL, 'a credit note cannot be cancelled');
+-- A product deleted from the catalogue after it was invoiced: the invoice
+-- can still be credited (the lines carry their price); a new line naming it
+-- without a price is refused.
+INSERT INTO clinic.product_services (name, price, tax_rate) VALUES ('Acte retiré', 45, 20) RETURNING id AS retired \gset
+INSERT INTO clinic.documents (document_type, status, patient_id, items)
+VALUES ('invoice', 'sent', :'jean', format('[{"product_service_id": "%s", "quantity": 1}]', :'retired')::jsonb)
+RETURNING id AS inv_retired \gset
+DELETE FROM clinic.product_services WHERE id = :'retired';
+SELECT lives_ok(format($$INSERT INTO clinic.documents (document_type, status, credit_for_id) VALUES ('credit_note', 'sent', %L)$$, :'inv_retired'),
+				'an invoice of a product deleted since can be credited in full');
+SELECT is((SELECT status FROM clinic.documents WHERE id = :'inv_retired'), 'cancelled', 'and is then cancelled');
+SELECT throws_ok(format($$INSERT INTO clinic.documents (document_type, patient_id, items)
+						  VALUES ('invoice', %L, '[{"product_service_id": "%s", "quantity": 1}]')$$, :'jean', :'retired'),
+				 '22023', 'item 1: product or service does not exist', 'a deleted product cannot price a new line');
+SELECT throws_ok(format($$INSERT INTO clinic.documents (document_type, patient_id, items)
+						  VALUES ('invoice', %L, '[{"description": {"text": "x"}, "quantity": 1, "unit_price": 1}]')$$, :'jean'),
+				 '22023', 'item 1: description must be a string', 'a description that is not a string');
 SELECT medpro_reset();
 
 -- The Spanish clinic: its own counters, its exemption mention, its formats.

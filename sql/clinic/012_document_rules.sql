@@ -47,7 +47,8 @@ ALTER TABLE documents
 
 -- medpro_document_items(items): the checked and completed lines, and totals.
 -- Each line is an object with only these keys: product_service_id (uuid of a
--- live product or service), description, quantity (> 0), unit_price (>= 0),
+-- live product or service; a deleted one only in a line with its own
+-- unit_price), description (a string), quantity (> 0), unit_price (>= 0),
 -- tax_rate (0..100), is_medical (boolean); and subtotal, tax_amount, total,
 -- vat_exempt, which are recomputed.  From a product come the missing
 -- description, unit_price, tax_rate and is_medical.  A medical line of a
@@ -101,8 +102,11 @@ BEGIN
                OR (v_line ->> 'product_service_id') !~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$' THEN
                 RAISE EXCEPTION 'item %: product_service_id must be a uuid', v_i USING ERRCODE = '22023';
             END IF;
+            -- A product since deleted may still be named by a line that
+            -- carries its own price: a credit note copying its invoice.
             SELECT * INTO v_product FROM public.product_services AS ps
-             WHERE ps.id = (v_line ->> 'product_service_id')::uuid AND ps.deleted_at IS NULL;
+             WHERE ps.id = (v_line ->> 'product_service_id')::uuid
+               AND (ps.deleted_at IS NULL OR jsonb_typeof(v_line -> 'unit_price') = 'number');
             IF NOT FOUND THEN
                 RAISE EXCEPTION 'item %: product or service does not exist', v_i USING ERRCODE = '22023';
             END IF;
@@ -155,6 +159,9 @@ BEGIN
         v_exempt := v_medical AND v_settings.medical_vat_exempt AND v_rate = 0;
         v_any_exempt := v_any_exempt OR v_exempt;
 
+        IF jsonb_typeof(v_line -> 'description') NOT IN ('string', 'null') THEN
+            RAISE EXCEPTION 'item %: description must be a string', v_i USING ERRCODE = '22023';
+        END IF;
         IF coalesce(v_line ->> 'description', v_product.name) IS NULL
            OR btrim(coalesce(v_line ->> 'description', v_product.name)) = '' THEN
             RAISE EXCEPTION 'item %: description is required without a product or service', v_i USING ERRCODE = '22023';
