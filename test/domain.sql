@@ -10,7 +10,7 @@
 \pset pager off
 SET client_min_messages = warning;
 
-SELECT plan(163);
+SELECT plan(165);
 
 -- Runs a query in a clinic database as the superuser (fixtures and checks).
 CREATE FUNCTION pg_temp.in_clinic(clinic uuid, query text) RETURNS text LANGUAGE sql AS $$
@@ -502,6 +502,13 @@ SELECT lives_ok(format($$UPDATE clinic.consent_templates SET is_active = false W
 				'a template in use can be deactivated');
 SELECT throws_ok(format($$SELECT medpro_consent_sign(%L, %L, 'electronic')$$, :'helene', :'gdpr'),
 				 '23514', 'consent template is not active', 'an inactive template cannot be signed');
+INSERT INTO clinic.consent_templates (name, type, language, content)
+VALUES ('Photos v1', 'photo', 'fr', 'J''accepte les photos (v1).') RETURNING id AS photo1 \gset
+INSERT INTO clinic.consents (patient_id, consent_template_id) VALUES (:'jean', :'photo1') RETURNING id AS photo_pending \gset
+UPDATE clinic.consent_templates SET is_active = false WHERE id = :'photo1';
+SELECT throws_ok(format($$SELECT medpro_consent_sign(%L, %L, 'electronic')$$, :'jean', :'photo1'),
+				 '23514', 'consent template is not active', 'a pending consent of a template deactivated since cannot be signed');
+SELECT is((SELECT status FROM clinic.consents WHERE id = :'photo_pending'), 'pending', 'the consent stays pending');
 SELECT lives_ok(format($$DELETE FROM clinic.consent_templates WHERE id = %L$$, :'unused'), 'an unused template can be deleted');
 SELECT medpro_reset();
 
