@@ -10,7 +10,7 @@
 \pset pager off
 SET client_min_messages = warning;
 
-SELECT plan(165);
+SELECT plan(170);
 
 -- Runs a query in a clinic database as the superuser (fixtures and checks).
 CREATE FUNCTION pg_temp.in_clinic(clinic uuid, query text) RETURNS text LANGUAGE sql AS $$
@@ -209,6 +209,13 @@ SELECT throws_ok(format($$INSERT INTO clinic.appointments (patient_id, practitio
 						  VALUES (%L, %L, '2026-06-02 10:00+02', '2026-06-02 10:00+02')$$, :'jean', :'doc'),
 				 '23514', 'new row for relation "appointments" violates check constraint "appointments_time_order"',
 				 'end_time must be after start_time');
+SELECT throws_ok(format($$INSERT INTO clinic.appointments (patient_id, practitioner_id, start_time, end_time)
+						  VALUES (%L, %L, '-infinity', 'infinity')$$, :'jean', :'doc2'),
+				 '23514', 'new row for relation "appointments" violates check constraint "appointments_time_finite_check"',
+				 'an appointment from -infinity to infinity is refused');
+SELECT throws_ok(format($$INSERT INTO clinic.appointments (patient_id, practitioner_id, start_time, end_time)
+						  VALUES (%L, %L, '2026-06-02 10:00+02', 'infinity')$$, :'jean', :'doc2'),
+				 '23514', NULL, 'an appointment without end is refused');
 SELECT throws_ok(format($$UPDATE clinic.appointments SET start_time = '2026-06-01 09:10+02', end_time = '2026-06-01 09:40+02'
 						  WHERE practitioner_id = %L AND start_time = '2026-06-01 08:30+02'$$, :'doc'),
 				 '23P01', NULL, 'moving an appointment onto another is refused');
@@ -259,6 +266,12 @@ SELECT throws_ok(format($$SELECT * FROM medpro_free_slots(%L, '2026-03-29', '0 m
 				 '22023', 'slot must be between 1 minute and 24 hours', 'a zero slot is refused');
 SELECT throws_ok(format($$SELECT * FROM medpro_free_slots(%L, '2026-03-29', '1 day')$$, :'doc'),
 				 '22023', 'slot must be between 1 minute and 24 hours', 'a slot of a calendar day is refused');
+SELECT throws_ok(format($$SELECT * FROM medpro_free_slots(%L, 'infinity', '30 minutes')$$, :'doc'),
+				 '22023', 'day must be a finite date', 'an infinite day is refused');
+SELECT throws_ok(format($$SELECT * FROM medpro_free_slots(%L, '2026-03-29', NULL)$$, :'doc'),
+				 '22023', 'practitioner, day and slot must not be null', 'a NULL slot is refused');
+SELECT throws_ok(format($$SELECT * FROM medpro_free_slots(%L, '2026-03-29', '-30 minutes')$$, :'doc'),
+				 '22023', 'slot must be between 1 minute and 24 hours', 'a negative slot is refused');
 SELECT throws_ok($$SELECT * FROM medpro_free_slots('00000000-0000-4000-8000-000000000000', '2026-03-29', '30 minutes')$$,
 				 '22023', 'practitioner 00000000-0000-4000-8000-000000000000 does not exist', 'an unknown practitioner');
 UPDATE clinic.practitioners SET working_hours = '{"sunday": [{"start": "25:00", "end": "26:00"}]}' WHERE id = :'doc2';

@@ -105,6 +105,9 @@ BEGIN
 	IF practitioner IS NULL OR day IS NULL OR slot IS NULL THEN
 		RAISE EXCEPTION 'practitioner, day and slot must not be null' USING ERRCODE = 'invalid_parameter_value';
 	END IF;
+	IF NOT isfinite(day) THEN
+		RAISE EXCEPTION 'day must be a finite date' USING ERRCODE = 'invalid_parameter_value';
+	END IF;
 	IF slot < interval '1 minute' OR slot > interval '24 hours'
 	   OR extract(day FROM slot) <> 0 OR extract(month FROM slot) <> 0 THEN
 		RAISE EXCEPTION 'slot must be between 1 minute and 24 hours' USING ERRCODE = 'invalid_parameter_value',
