@@ -73,7 +73,7 @@ INSERT INTO own VALUES
 	('ssn', 'ES', '2812345678', false, 'NUSS without control digits'),
 	('ssn', 'ES', '185057512345673', false, 'a NIR is not a NUSS');
 
-SELECT plan((SELECT count(*) FROM vec)::int + (SELECT count(*) FROM own)::int + 17);
+SELECT plan((SELECT count(*) FROM vec)::int + (SELECT count(*) FROM own)::int + 19);
 
 SELECT is(pg_temp.check(country, kind, value), expected,
 		  format('vector %s %s %s is %s', country, kind, value, CASE WHEN expected THEN 'valid' ELSE 'invalid' END))
@@ -122,6 +122,12 @@ SELECT throws_ok($$SELECT medpro_register_clinic('Ident ES', 'ES', 'admin@ident-
 SELECT throws_ok($$SELECT medpro_register_clinic('Ident ES', 'ES', 'admin@ident-es.test', 'ident password 2026',
 												  business_number => 'B12345674', vat_number => 'ESB12345675')$$,
 				 '22023', 'invalid VAT number for country ES', 'register: bad ES VAT control');
+SELECT throws_ok($$SELECT medpro_register_clinic('Ident FR', 'FR', 'admin@ident-fr.test', 'ident password 2026',
+												  business_number => '123 456 782 00010', vat_number => 'FR14987654324')$$,
+				 '22023', 'VAT number does not match the business number', 'register: FR VAT of another SIREN');
+SELECT throws_ok($$SELECT medpro_register_clinic('Ident ES', 'ES', 'admin@ident-es.test', 'ident password 2026',
+												  business_number => 'B12345674', vat_number => 'ES12345678Z')$$,
+				 '22023', 'VAT number does not match the business number', 'register: ES VAT of another NIF');
 SELECT is((SELECT count(*)::int FROM medpro.clinics WHERE name LIKE 'Ident %'), 0, 'no clinic row was left');
 
 SELECT * FROM finish();
