@@ -10,7 +10,7 @@
 \pset pager off
 SET client_min_messages = warning;
 
-SELECT plan(170);
+SELECT plan(173);
 
 -- Runs a query in a clinic database as the superuser (fixtures and checks).
 CREATE FUNCTION pg_temp.in_clinic(clinic uuid, query text) RETURNS text LANGUAGE sql AS $$
@@ -575,6 +575,12 @@ SELECT is(pg_temp.in_clinic(:'fr', format('SELECT count(*)::text FROM email_veri
 		  '0', 'the pending email verification (which holds the address) is gone');
 SELECT is((SELECT count(*)::int FROM medpro.audit_log WHERE action = 'patient_erase' AND entity_id = :'helene'
 			 AND new_data -> 'retention' ->> 'years' = '20'), 1, 'the erasure is audited with its report');
+-- A soft-deleted patient is refused with its own error, not "does not exist".
+INSERT INTO clinic.patients (first_name, last_name, email) VALUES ('Parti', 'Ailleurs', 'parti@example.test')
+RETURNING id AS parti \gset
+DELETE FROM clinic.patients WHERE id = :'parti';
+SELECT throws_ok(format('SELECT medpro_patient_erase(%L, %L)', :'parti', 'demande après suppression'),
+				 '55000', format('patient %s is deleted', :'parti'), 'a soft-deleted patient is reported as deleted');
 SELECT medpro_reset();
 
 -- ES: 5 years; a patient last seen in 2020 is anonymised; retention is
@@ -595,6 +601,16 @@ SELECT is(pg_temp.in_clinic(:'es', format($$SELECT first_name || ' ' || coalesce
 		  'erased - -', 'the clinic database keeps no identity, medical or contact data');
 SELECT is(pg_temp.in_clinic(:'es', format($$SELECT coalesce(notes, '-') FROM appointments WHERE patient_id = %L$$, :'pilar')),
 		  '-', 'appointment notes are erased');
+SELECT throws_ok(format('SELECT medpro_patient_erase(%L, %L)', :'pilar', 'segunda solicitud'),
+				 '55000', format('patient %s is deleted', :'pilar'), 'an erased patient cannot be erased again');
+-- An anonymised patient's signed consents are kept, and the report says so.
+INSERT INTO clinic.patients (first_name, last_name, email) VALUES ('Pablo', 'Antiguo', 'pablo@example.test') RETURNING id AS pablo \gset
+INSERT INTO clinic.appointments (patient_id, practitioner_id, start_time, end_time, status)
+VALUES (:'pablo', :'es_doc', '2019-05-10 10:00+00', '2019-05-10 10:30+00', 'completed');
+SELECT medpro_consent_sign(:'pablo', (SELECT id FROM clinic.consent_templates WHERE type = 'gdpr' LIMIT 1), 'handwritten') AS c \gset
+SELECT ok(EXISTS (SELECT 1 FROM jsonb_array_elements(medpro_patient_erase(:'pablo', 'solicitud') -> 'kept') k
+				   WHERE k ->> 'data' LIKE 'consents%' AND (k ->> 'count')::int = 1 AND k ? 'reason'),
+		  'after the retention, the kept consents are reported with a reason');
 UPDATE medpro.retention_policies SET years = 10 WHERE country = 'ES';
 SELECT medpro_patient_erase(:'pedro', 'solicitud del paciente') AS report \gset
 UPDATE medpro.retention_policies SET years = 5 WHERE country = 'ES';

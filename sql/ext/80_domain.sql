@@ -275,6 +275,8 @@ DECLARE
 	v_marketing integer;
 	v_documents integer;
 	v_appointments integer;
+	v_consents integer;
+	v_deleted boolean;
 	v_report jsonb;
 	v_erased text[] := ARRAY['email', 'phone', 'address', 'email_verified_at', 'marketing consents'];
 	v_kept jsonb := '[]';
@@ -300,9 +302,16 @@ BEGIN
 			HINT = 'Add a row to medpro.retention_policies.';
 	END IF;
 
-	SELECT p.created_at INTO v_created FROM medpro.ft_patients p WHERE p.id = patient AND p.deleted_at IS NULL;
+	SELECT p.created_at, p.deleted_at IS NOT NULL INTO v_created, v_deleted
+	  FROM medpro.ft_patients p WHERE p.id = patient;
 	IF NOT FOUND THEN
 		RAISE EXCEPTION 'patient % does not exist', patient USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	-- clinic.* never writes a soft-deleted row (nor, therefore, this function).
+	IF v_deleted THEN
+		RAISE EXCEPTION 'patient % is deleted', patient USING ERRCODE = 'object_not_in_prerequisite_state',
+			DETAIL = 'An erased or soft-deleted patient cannot be written through clinic.*.',
+			HINT = 'Erase a patient before deleting it; an erasure after the retention period also deletes the patient.';
 	END IF;
 
 	-- The last visit: the latest appointment that took place (not
@@ -341,6 +350,14 @@ BEGIN
 				'data', 'documents',
 				'count', v_documents,
 				'reason', 'issued quotes, invoices and credit notes are accounting records that are never altered; they hold no contact data',
+				'until', NULL);
+		END IF;
+		SELECT count(*) INTO v_consents FROM medpro.ft_consents c WHERE c.patient_id = patient;
+		IF v_consents > 0 THEN
+			v_kept := v_kept || jsonb_build_object(
+				'data', 'consents (text shown, answer, signature time, method, IP address, device)',
+				'count', v_consents,
+				'reason', 'a signed consent is a record of what the patient agreed to and is never altered',
 				'until', NULL);
 		END IF;
 	ELSE
