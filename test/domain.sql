@@ -10,7 +10,7 @@
 \pset pager off
 SET client_min_messages = warning;
 
-SELECT plan(173);
+SELECT plan(178);
 
 -- Runs a query in a clinic database as the superuser (fixtures and checks).
 CREATE FUNCTION pg_temp.in_clinic(clinic uuid, query text) RETURNS text LANGUAGE sql AS $$
@@ -404,6 +404,18 @@ SELECT is(pg_temp.in_clinic(:'fr', format($$SELECT count(*)::text FROM documents
 		  '1', 'the invoice is still there');
 SELECT throws_ok(format($$SELECT pg_temp.in_clinic(%L, 'DELETE FROM documents WHERE id = ''%s'' RETURNING ''x''')$$, :'fr', :'inv1'),
 				 '55000', 'an issued invoice cannot be deleted', 'not even a superuser in the clinic database can delete it');
+-- Nor can a superuser in the clinic database move the counters or
+-- truncate the issued documents.
+SELECT throws_ok(format($$SELECT pg_temp.in_clinic(%L, 'UPDATE medpro_document_counters SET last_value = last_value + 5 RETURNING ''x''')$$, :'fr'),
+				 '55000', 'document counters change only when a document is issued', 'a counter cannot be moved on (a gap)');
+SELECT throws_ok(format($$SELECT pg_temp.in_clinic(%L, 'DELETE FROM medpro_document_counters RETURNING ''x''')$$, :'fr'),
+				 '55000', 'document counters change only when a document is issued', 'a counter cannot be deleted (numbers again from 1)');
+SELECT throws_ok(format($$SELECT pg_temp.in_clinic(%L, 'INSERT INTO medpro_document_counters VALUES (''invoice'', 2099, 41) RETURNING ''x''')$$, :'fr'),
+				 '55000', 'document counters change only when a document is issued', 'a counter cannot be preset');
+SELECT throws_ok(format($$SELECT pg_temp.in_clinic(%L, 'TRUNCATE medpro_document_counters')$$, :'fr'),
+				 '55000', 'document counters change only when a document is issued', 'the counters cannot be truncated');
+SELECT throws_ok(format($$SELECT pg_temp.in_clinic(%L, 'TRUNCATE documents CASCADE')$$, :'fr'),
+				 '55000', 'issued documents cannot be deleted', 'issued documents cannot be truncated');
 SELECT throws_ok(format($$UPDATE clinic.documents SET status = 'cancelled' WHERE id = %L$$, :'inv1'),
 				 '55000', 'an issued invoice is cancelled by a credit note', 'cancelling without a credit note is refused');
 SELECT lives_ok(format($$UPDATE clinic.documents SET status = 'paid' WHERE id = %L$$, :'inv3'), 'sent -> paid is allowed');

@@ -39,6 +39,37 @@ CREATE TABLE medpro_document_counters (
 COMMENT ON TABLE medpro_document_counters IS
     'Last document number issued per type and year (the database is one clinic''s, so this is per clinic, type and year).';
 
+-- The counters move only under the numbering trigger (a trigger-depth of
+-- 2: documents_rules writes them); a direct INSERT, UPDATE, DELETE or
+-- TRUNCATE, which would leave a gap or hand out a number twice, is refused.
+CREATE FUNCTION medpro_document_counters_guard() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, public, pg_temp
+AS $$
+BEGIN
+    IF pg_catalog.pg_trigger_depth() < 2 THEN
+        RAISE EXCEPTION 'document counters change only when a document is issued'
+            USING ERRCODE = '55000',
+                  HINT = 'Issue the document; its number comes from the counter in the same transaction.';
+    END IF;
+    IF TG_OP = 'DELETE' THEN
+        RETURN OLD;
+    END IF;
+    RETURN NEW;
+END
+$$;
+
+COMMENT ON FUNCTION medpro_document_counters_guard() IS
+    'BEFORE INSERT/UPDATE/DELETE/TRUNCATE trigger on medpro_document_counters: only the numbering in documents_rules may change them (55000 otherwise).';
+
+CREATE TRIGGER medpro_document_counters_guard
+    BEFORE INSERT OR UPDATE OR DELETE ON medpro_document_counters
+    FOR EACH ROW EXECUTE FUNCTION medpro_document_counters_guard();
+
+CREATE TRIGGER medpro_document_counters_no_truncate
+    BEFORE TRUNCATE ON medpro_document_counters
+    FOR EACH STATEMENT EXECUTE FUNCTION medpro_document_counters_guard();
+
 ALTER TABLE documents
     ADD CONSTRAINT documents_number_when_issued_check
         CHECK ((status = 'draft') = (document_number IS NULL)),
@@ -383,3 +414,25 @@ COMMENT ON FUNCTION medpro_documents_no_delete() IS
 CREATE TRIGGER documents_no_delete
     BEFORE DELETE ON documents
     FOR EACH ROW EXECUTE FUNCTION medpro_documents_no_delete();
+
+-- TRUNCATE skips row triggers: refuse it while any document is issued.
+CREATE FUNCTION medpro_documents_no_truncate() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, public, pg_temp
+AS $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM public.documents AS d WHERE d.status <> 'draft') THEN
+        RAISE EXCEPTION 'issued documents cannot be deleted'
+            USING ERRCODE = '55000',
+                  HINT = 'Issue a credit note to cancel an invoice; delete drafts one by one.';
+    END IF;
+    RETURN NULL;
+END
+$$;
+
+COMMENT ON FUNCTION medpro_documents_no_truncate() IS
+    'BEFORE TRUNCATE trigger on documents: refused while any document is issued (55000).';
+
+CREATE TRIGGER documents_no_truncate
+    BEFORE TRUNCATE ON documents
+    FOR EACH STATEMENT EXECUTE FUNCTION medpro_documents_no_truncate();
