@@ -10,7 +10,7 @@
 \pset pager off
 SET client_min_messages = warning;
 
-SELECT plan(178);
+SELECT plan(181);
 
 -- Runs a query in a clinic database as the superuser (fixtures and checks).
 CREATE FUNCTION pg_temp.in_clinic(clinic uuid, query text) RETURNS text LANGUAGE sql AS $$
@@ -317,6 +317,18 @@ SELECT is((SELECT items -> 0 ->> 'tax_rate' || ' ' || (items -> 0 ->> 'vat_exemp
 SELECT is((SELECT items -> 1 ->> 'subtotal' || ' ' || (items -> 1 ->> 'tax_amount') || ' ' || (items -> 1 ->> 'total')
 			 FROM clinic.documents WHERE id = :'inv1'), '10.00 2.00 12.00', 'each line carries its rounded amounts');
 
+INSERT INTO clinic.documents (document_type, patient_id, items, legal_mention)
+VALUES ('invoice', :'jean', '[{"description": "Consultation", "quantity": 1, "unit_price": 25}]', '  ')
+RETURNING legal_mention AS blank_mention, id AS blank_mention_doc \gset
+SELECT is(:'blank_mention'::text, 'TVA non applicable, article 261-4-1° du CGI', 'a blank legal mention is replaced by the exemption mention');
+SELECT is((SELECT legal_mention FROM clinic.documents WHERE id = :'blank_mention_doc'), 'TVA non applicable, article 261-4-1° du CGI',
+		  'and stored so');
+INSERT INTO clinic.documents (document_type, patient_id, items, legal_mention)
+VALUES ('invoice', :'jean', '[{"description": "Consultation", "quantity": 1, "unit_price": 25}]', 'Payable à réception.')
+RETURNING legal_mention AS own_mention \gset
+SELECT is(:'own_mention'::text, E'Payable à réception.\nTVA non applicable, article 261-4-1° du CGI',
+		  'a client''s own legal mention is completed with the exemption mention');
+DELETE FROM clinic.documents WHERE document_type = 'invoice' AND patient_id = :'jean' AND status = 'draft';
 INSERT INTO clinic.documents (document_type, patient_id, items)
 VALUES ('quote', :'helene', '[{"description": "a", "quantity": 1, "unit_price": 0.333, "tax_rate": 20},
 							   {"description": "b", "quantity": 1, "unit_price": 0.333, "tax_rate": 20},

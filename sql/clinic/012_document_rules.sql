@@ -329,7 +329,14 @@ BEGIN
     NEW.tax_amount := (v_priced ->> 'tax_amount')::numeric;
     NEW.total := (v_priced ->> 'total')::numeric;
     IF (v_priced ->> 'exempt')::boolean THEN
-        NEW.legal_mention := coalesce(NEW.legal_mention, v_settings.vat_exempt_mention);
+        -- The exemption mention is required on the document: a client's
+        -- own mention is kept, and completed with it when it lacks it.
+        IF nullif(btrim(NEW.legal_mention), '') IS NULL THEN
+            NEW.legal_mention := v_settings.vat_exempt_mention;
+        ELSIF v_settings.vat_exempt_mention IS NOT NULL
+              AND strpos(NEW.legal_mention, v_settings.vat_exempt_mention) = 0 THEN
+            NEW.legal_mention := NEW.legal_mention || E'\n' || v_settings.vat_exempt_mention;
+        END IF;
     END IF;
 
     IF NEW.status = 'draft' THEN
