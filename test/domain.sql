@@ -10,7 +10,7 @@
 \pset pager off
 SET client_min_messages = warning;
 
-SELECT plan(181);
+SELECT plan(182);
 
 -- Runs a query in a clinic database as the superuser (fixtures and checks).
 CREATE FUNCTION pg_temp.in_clinic(clinic uuid, query text) RETURNS text LANGUAGE sql AS $$
@@ -401,6 +401,20 @@ SELECT is(:'inv3_number'::text, format('FAC-%s-000002', :'year'), 'an invoice in
 UPDATE clinic.documents SET status = 'sent' WHERE id = :'quote1' RETURNING document_number AS q_number \gset
 SELECT is(:'q_number'::text, format('DEV-%s-000001', :'year'), 'quotes have their own counter and prefix');
 SELECT is((SELECT document_number FROM clinic.documents WHERE id = :'inv2'), NULL, 'the remaining draft is still unnumbered');
+-- A number handed out inside a savepoint that is rolled back is handed out
+-- again: no gap.
+BEGIN;
+SAVEPOINT before_invoice;
+INSERT INTO clinic.documents (document_type, status, patient_id, items)
+VALUES ('invoice', 'sent', :'jean', '[{"description": "Acte", "quantity": 1, "unit_price": 10}]')
+RETURNING document_number AS sp_first \gset
+ROLLBACK TO SAVEPOINT before_invoice;
+INSERT INTO clinic.documents (document_type, status, patient_id, items)
+VALUES ('invoice', 'sent', :'jean', '[{"description": "Acte", "quantity": 1, "unit_price": 10}]')
+RETURNING document_number AS sp_second \gset
+COMMIT;
+SELECT is(:'sp_first' || ' ' || :'sp_second', format('FAC-%s-000003 FAC-%s-000003', :'year', :'year'),
+		  'a number given back by ROLLBACK TO SAVEPOINT is the next one issued');
 
 -- Issued documents do not change.
 SELECT throws_ok(format($$UPDATE clinic.documents SET notes = 'corrigé' WHERE id = %L$$, :'inv1'),
