@@ -10,7 +10,7 @@
 \pset pager off
 SET client_min_messages = warning;
 
-SELECT plan(182);
+SELECT plan(183);
 
 -- Runs a query in a clinic database as the superuser (fixtures and checks).
 CREATE FUNCTION pg_temp.in_clinic(clinic uuid, query text) RETURNS text LANGUAGE sql AS $$
@@ -504,6 +504,10 @@ SELECT pg_temp.in_clinic(:'es', $$UPDATE medpro_settings SET document_prefixes =
 SELECT throws_ok($$SELECT pg_temp.in_clinic((SELECT id FROM medpro.clinics WHERE name = 'Clínica Dominio'),
 											'UPDATE medpro_settings SET document_prefixes = ''{"invoice": "F"}'' RETURNING ''x''')$$,
 				 '23514', NULL, 'prefixes must name all three document types');
+SELECT throws_ok($$SELECT pg_temp.in_clinic((SELECT id FROM medpro.clinics WHERE name = 'Clínica Dominio'),
+											'UPDATE medpro_settings SET document_prefixes = ''{"invoice": "F", "quote": "P", "credit_note": "F"}'' RETURNING ''x''')$$,
+				 '23514', 'new row for relation "medpro_settings" violates check constraint "medpro_settings_document_prefixes_distinct_check"',
+				 'two document types cannot share a prefix (an invoice and a credit note would have the same number)');
 SELECT medpro_authenticate(:'es_admin', true) IS NOT NULL AS a \gset
 INSERT INTO clinic.documents (document_type, status, patient_id, items)
 VALUES ('invoice', 'sent', :'es_helene', '[{"description": "Consulta", "quantity": 1, "unit_price": 50}]')

@@ -19,7 +19,13 @@ ALTER TABLE medpro_settings
         CHECK (document_prefixes ?& ARRAY['invoice', 'quote', 'credit_note']
                AND (document_prefixes ->> 'invoice') ~ '^[A-Za-z0-9_/]{1,16}$'
                AND (document_prefixes ->> 'quote') ~ '^[A-Za-z0-9_/]{1,16}$'
-               AND (document_prefixes ->> 'credit_note') ~ '^[A-Za-z0-9_/]{1,16}$');
+               AND (document_prefixes ->> 'credit_note') ~ '^[A-Za-z0-9_/]{1,16}$'),
+    -- Each type is its own series: equal prefixes would give an invoice and
+    -- a credit note the same number.
+    ADD CONSTRAINT medpro_settings_document_prefixes_distinct_check
+        CHECK ((document_prefixes ->> 'invoice') <> (document_prefixes ->> 'quote')
+               AND (document_prefixes ->> 'invoice') <> (document_prefixes ->> 'credit_note')
+               AND (document_prefixes ->> 'quote') <> (document_prefixes ->> 'credit_note'));
 
 COMMENT ON COLUMN medpro_settings.document_number_digits IS
     'Minimum digits of the sequence part of a document number (6: FAC-2026-000001); longer numbers are never cut.';
