@@ -357,7 +357,7 @@ BEGIN
 			v_kept := v_kept || jsonb_build_object(
 				'data', 'consents (text shown, answer, signature time, method, IP address, device)',
 				'count', v_consents,
-				'reason', 'a signed consent is a record of what the patient agreed to and is never altered',
+				'reason', 'consents record what the patient was asked and answered; a signed consent is never altered',
 				'until', NULL);
 		END IF;
 	ELSE
