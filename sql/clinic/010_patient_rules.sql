@@ -4,7 +4,8 @@
 -- with the same email (case-insensitive, trimmed; a blank email is NULL),
 -- or the same first and last name after case and accent folding and
 -- hyphen/space normalisation, as another live patient is refused with 23505
--- naming only the existing patient_number; date_of_birth may not be after the clinic's local today.
+-- naming only the existing patient_number; date_of_birth may not be after
+-- the clinic's local today.
 -- The social security number is checked centrally (medpro's routing layer),
 -- where it is still plaintext: docs/domain.md.
 
