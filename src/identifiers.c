@@ -1,8 +1,8 @@
 /*
  * identifiers.c
  *	  Check digits of the identifiers a French or Spanish clinic deals with:
- *	  SIREN/SIRET, NIF/NIE/CIF, intra-EU VAT numbers (FR, ES), and the
- *	  social security numbers NIR (FR) and NUSS (ES).  Pure functions,
+ *	  SIREN/SIRET, NIF (DNI, NIE, K/L/M, CIF), intra-EU VAT numbers (FR,
+ *	  ES), and the social security numbers NIR (FR) and NUSS (ES).  Pure functions,
  *	  IMMUTABLE in SQL; docs/domain.md lists the rules.
  *
  * Only the arithmetic is checked: a number that passes may still not be
@@ -227,11 +227,23 @@ es_nie(const char *s)
 }
 
 /*
- * CIF (and the NIF of K, L, M persons): an entity letter, 7 digits and a
- * control.  The digits in odd positions are doubled (digits of the product
- * added), the others added; control = (10 - sum mod 10) mod 10, written as
- * a digit (A, B, E, H), as the letter JABCDEFGHI[control] (K, L, M, N, P,
- * Q, R, S, W), or either (C, D, F, G, J, U, V).
+ * NIF of a person without DNI or NIE: K (Spaniards under 14), L (Spaniards
+ * living abroad), M (foreigners without NIE), 7 digits, and the DNI letter
+ * of those 7 digits.
+ */
+static bool
+es_klm(const char *s)
+{
+	return strlen(s) == 9 && strchr("KLM", s[0]) != NULL && all_digits(s + 1, 7) &&
+		s[8] == dni_letters[digits_value(s + 1, 7) % 23];
+}
+
+/*
+ * CIF: an entity letter, 7 digits and a control.  The digits in odd
+ * positions are doubled (digits of the product added), the others added;
+ * control = (10 - sum mod 10) mod 10, written as a digit (A, B, E, H), as
+ * the letter JABCDEFGHI[control] (N, P, Q, R, S, W), or either (C, D, F, G,
+ * J, U, V).
  */
 static bool
 es_cif(const char *s)
@@ -241,7 +253,7 @@ es_cif(const char *s)
 	int			i;
 	char		c;
 
-	if (strlen(s) != 9 || strchr("ABCDEFGHJKLMNPQRSUVW", s[0]) == NULL ||
+	if (strlen(s) != 9 || strchr("ABCDEFGHJNPQRSUVW", s[0]) == NULL ||
 		!all_digits(s + 1, 7))
 		return false;
 	for (i = 0; i < 7; i++)
@@ -259,7 +271,7 @@ es_cif(const char *s)
 	c = s[8];
 	if (strchr("ABEH", s[0]) != NULL)
 		return c == '0' + control;
-	if (strchr("KLMNPQRSW", s[0]) != NULL)
+	if (strchr("NPQRSW", s[0]) != NULL)
 		return c == cif_letters[control];
 	return c == '0' + control || c == cif_letters[control];
 }
@@ -267,7 +279,7 @@ es_cif(const char *s)
 static bool
 es_nif(const char *s)
 {
-	return es_dni(s) || es_nie(s) || es_cif(s);
+	return es_dni(s) || es_nie(s) || es_klm(s) || es_cif(s);
 }
 
 /* ES VAT: ES and a NIF. */

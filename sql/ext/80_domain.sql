@@ -11,7 +11,7 @@ CREATE FUNCTION medpro_valid_business_number(country text, value text) RETURNS b
 	AS 'MODULE_PATHNAME', 'medpro_valid_business_number'
 	LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION medpro_valid_business_number(text, text)
-	IS 'whether value is a valid business number of country: FR SIREN or SIRET (Luhn, La Poste rule), ES NIF (DNI, NIE, CIF); 22023 for another country';
+	IS 'whether value is a valid business number of country: FR SIREN or SIRET (Luhn, La Poste rule), ES NIF (DNI, NIE, K/L/M, CIF); 22023 for another country';
 
 CREATE FUNCTION medpro_valid_vat_number(value text) RETURNS boolean
 	AS 'MODULE_PATHNAME', 'medpro_valid_vat_number'
