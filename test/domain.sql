@@ -10,7 +10,7 @@
 \pset pager off
 SET client_min_messages = warning;
 
-SELECT plan(183);
+SELECT plan(186);
 
 -- Runs a query in a clinic database as the superuser (fixtures and checks).
 CREATE FUNCTION pg_temp.in_clinic(clinic uuid, query text) RETURNS text LANGUAGE sql AS $$
@@ -355,6 +355,15 @@ SELECT throws_ok(format($$INSERT INTO clinic.documents (document_type, patient_i
 SELECT throws_ok(format($$INSERT INTO clinic.documents (document_type, patient_id, items)
 						  VALUES ('invoice', %L, '[{"description": "x", "quantity": "2", "unit_price": 10}]')$$, :'helene'),
 				 '22023', 'item 1: quantity must be a number', 'a quantity as a string');
+SELECT throws_ok(format($$INSERT INTO clinic.documents (document_type, patient_id, items)
+						  VALUES ('invoice', %L, jsonb_build_array(jsonb_build_object('description', 'x', 'quantity', 'NaN'::numeric, 'unit_price', 1)))$$, :'helene'),
+				 '22023', 'item 1: quantity must be a number', 'a NaN quantity (jsonb holds it as a string)');
+SELECT throws_ok(format($$INSERT INTO clinic.documents (document_type, patient_id, items)
+						  VALUES ('invoice', %L, jsonb_build_array(jsonb_build_object('description', 'x', 'quantity', 1, 'unit_price', 'Infinity'::numeric)))$$, :'helene'),
+				 '22023', 'item 1: unit_price must be a number', 'an infinite price');
+SELECT throws_ok(format($$INSERT INTO clinic.documents (document_type, patient_id, items)
+						  VALUES ('invoice', %L, '[{"description": "x", "quantity": 1e400, "unit_price": 1}]')$$, :'helene'),
+				 '22023', 'item 1: quantity must be positive and below 100000000', 'a huge quantity');
 SELECT throws_ok(format($$INSERT INTO clinic.documents (document_type, patient_id, items)
 						  VALUES ('invoice', %L, '[{"description": "x", "quantity": 1}]')$$, :'helene'),
 				 '22023', 'item 1: unit_price is required without a product or service', 'a missing price');
