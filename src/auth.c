@@ -771,7 +771,9 @@ medpro_authenticate(PG_FUNCTION_ARGS)
 	}
 	if (medpro_jwt_audience && medpro_jwt_audience[0])
 	{
-		if (claim(res.payload, "aud") == NULL)
+		JsonbValue *aud = claim(res.payload, "aud");
+
+		if (aud == NULL || aud->type == jbvNull)
 			auth_refuse("missing aud", key->kid, NULL);
 		if (!audience_matches(res.payload, medpro_jwt_audience))
 			auth_refuse("wrong audience", key->kid, NULL);

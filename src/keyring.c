@@ -260,7 +260,15 @@ pkey_description(EVP_PKEY *pkey)
 		case EVP_PKEY_EC:
 			if (EVP_PKEY_get_utf8_string_param(pkey, OSSL_PKEY_PARAM_GROUP_NAME,
 											   group, sizeof(group), NULL) == 1)
+			{
+				int			i;
+
+				/* the JOSE name when the curve has one */
+				for (i = 0; i < lengthof(keyring_algs); i++)
+					if (keyring_algs[i].group && strcmp(keyring_algs[i].group, group) == 0)
+						return psprintf("an EC key on curve %s", keyring_algs[i].crv);
 				return psprintf("an EC key on curve %s", group);
+			}
 			return "an EC key";
 		case EVP_PKEY_ED25519:
 			return "an Ed25519 key";
@@ -320,11 +328,12 @@ not_pem(void)
 }
 
 /*
- * Find the one PEM block of text: its label (palloc'd) and whether only
- * whitespace surrounds it.  Raises 22023 for anything else.
+ * Find the one PEM block of text, which only whitespace may surround: its
+ * label (palloc'd) and, in *start, the offset of its BEGIN line.  Raises
+ * 22023 for anything else.
  */
 static char *
-pem_label(const char *text, size_t len)
+pem_label(const char *text, size_t len, size_t *start)
 {
 	const char *p = text;
 	const char *end = text + len;
@@ -338,6 +347,7 @@ pem_label(const char *text, size_t len)
 		p++;
 	if ((size_t) (end - p) < 11 || memcmp(p, "-----BEGIN ", 11) != 0)
 		not_pem();
+	*start = p - text;
 	lab = p + 11;
 	for (lab_end = lab; lab_end < end && *lab_end != '-' && *lab_end != '\n'; lab_end++)
 		if (!(isupper((unsigned char) *lab_end) || isdigit((unsigned char) *lab_end) ||
@@ -363,7 +373,8 @@ pem_label(const char *text, size_t len)
 char *
 keyring_import_pem(const KeyringAlg *alg, const char *text, size_t len, bool *had_private)
 {
-	char	   *label = pem_label(text, len);
+	size_t		start;
+	char	   *label = pem_label(text, len, &start);
 	int			selection;
 	EVP_PKEY   *volatile pkey = NULL;
 	OSSL_DECODER_CTX *volatile dctx = NULL;
@@ -394,8 +405,8 @@ keyring_import_pem(const KeyringAlg *alg, const char *text, size_t len, bool *ha
 
 	PG_TRY();
 	{
-		const unsigned char *data = (const unsigned char *) text;
-		size_t		datalen = len;
+		const unsigned char *data = (const unsigned char *) text + start;
+		size_t		datalen = len - start;
 
 		dctx = OSSL_DECODER_CTX_new_for_pkey((EVP_PKEY **) &pkey, "PEM", NULL, NULL,
 											 selection, NULL, NULL);
@@ -636,11 +647,13 @@ store_key(const char *kid, const KeyringAlg *alg, bytea *sealed,
 		if (rc != SPI_OK_UPDATE)
 			elog(ERROR, "could not demote the active key: %s", SPI_result_code_string(rc));
 	}
+	/* clock_timestamp: keys made in one transaction still have an order */
 	rc = SPI_execute_with_args("INSERT INTO medpro.keys (kid, algorithm, secret_sealed, public_pem, "
-							   "                         issuer, status, source) "
+							   "                         issuer, status, source, created_at) "
 							   "VALUES ($1, $2, $3, $4, $5, "
 							   "        CASE WHEN $6 THEN 'verify' ELSE 'active' END, "
-							   "        CASE WHEN $6 THEN 'imported' ELSE 'generated' END)",
+							   "        CASE WHEN $6 THEN 'imported' ELSE 'generated' END, "
+							   "        clock_timestamp())",
 							   6, types, args, nulls, false, 0);
 	if (rc != SPI_OK_INSERT)
 		elog(ERROR, "could not store key: %s", SPI_result_code_string(rc));
