@@ -10,8 +10,9 @@ the `openssl` command line checks signatures.  Used by test/keyring.sql.
         leading zero byte and at least 2048 bits, EC coordinates exactly the
         field size, no private or secret member.  Prints "ok N" (N keys) or
         the first problem.
-    jwks_check.py pem JWKS_JSON KID
-        Print the PEM public key rebuilt from the JWK whose kid is KID.
+    jwks_check.py pems JWKS_JSON
+        Print a JSON object mapping each kid to the PEM public key rebuilt
+        from its JWK.
     jwks_check.py verify JWKS_JSON TOKEN
         Find the JWK named by TOKEN's header kid, check that the header's alg
         is the JWK's alg, rebuild its PEM and verify the signature with the
@@ -217,9 +218,8 @@ def verify(jwks, token):
 def main(argv):
     if len(argv) == 3 and argv[1] == "shape":
         print(shape(json.loads(argv[2])))
-    elif len(argv) == 4 and argv[1] == "pem":
-        match = [k for k in json.loads(argv[2])["keys"] if k.get("kid") == argv[3]]
-        print(pem(match[0]) if len(match) == 1 else "no such kid", end="")
+    elif len(argv) == 3 and argv[1] == "pems":
+        print(json.dumps({k["kid"]: pem(k) for k in json.loads(argv[2])["keys"]}))
     elif len(argv) == 4 and argv[1] == "verify":
         print(verify(json.loads(argv[2]), argv[3]))
     else:
