@@ -160,7 +160,8 @@ RESET ROLE;
 SET ROLE regress_op;
 SELECT kr_try($$SELECT secret_sealed FROM medpro.keys$$);
 SELECT kr_try($$SELECT medpro.unseal('\x00', 'x')$$);
-SELECT count(*) AS keys, count(*) FILTER (WHERE public_pem LIKE '%PRIVATE%') AS private_pems
+SELECT count(*) FILTER (WHERE kid IN (SELECT kid FROM kr_rot)) AS keys_rotated_here,
+	   count(*) FILTER (WHERE public_pem LIKE '%PRIVATE%') AS private_pems
   FROM (SELECT kid, public_pem FROM medpro.keys) k;
 RESET ROLE;
 
