@@ -189,6 +189,7 @@ SELECT name, alg, kr_try(format('SELECT medpro_key_import(%L, %L, %L)', 'kr-x', 
  WHERE name = n ORDER BY 1, 2;
 -- Not one plain PEM key.
 SELECT kr_try(format('SELECT medpro_key_import(%L, %L, %L)', 'kr-x', 'ES256', pem)) FROM kr_pem WHERE name = 'ec_enc';
+SELECT kr_try(format('SELECT medpro_key_import(%L, %L, %L)', 'kr-x', 'ES256', pem)) FROM kr_pem WHERE name = 'ec_legacy_enc';
 SELECT kr_try(format('SELECT medpro_key_import(%L, %L, %L)', 'kr-x', 'ES256', replace(pem, 'PUBLIC KEY', 'CERTIFICATE'))) FROM kr_pem WHERE name = 'ec_pub';
 SELECT kr_try(format('SELECT medpro_key_import(%L, %L, %L)', 'kr-x', 'ES256', pem || pem)) FROM kr_pem WHERE name = 'ec_pub';
 SELECT kr_try(format('SELECT medpro_key_import(%L, %L, %L)', 'kr-x', 'ES256', pem || 'trailing')) FROM kr_pem WHERE name = 'ec_pub';

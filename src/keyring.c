@@ -370,6 +370,12 @@ pem_label(const char *text, size_t len, size_t *start)
 	return label;
 }
 
+static int
+no_passphrase(char *buf, size_t size, size_t *len, const OSSL_PARAM *params, void *arg)
+{
+	return 0;
+}
+
 char *
 keyring_import_pem(const KeyringAlg *alg, const char *text, size_t len, bool *had_private)
 {
@@ -381,23 +387,18 @@ keyring_import_pem(const KeyringAlg *alg, const char *text, size_t len, bool *ha
 	EVP_PKEY_CTX *volatile pctx = NULL;
 	char	   *volatile pem = NULL;
 
-	if (strcmp(label, "PUBLIC KEY") == 0 || strcmp(label, "RSA PUBLIC KEY") == 0)
-	{
-		selection = EVP_PKEY_PUBLIC_KEY;
-		*had_private = false;
-	}
-	else if (strcmp(label, "PRIVATE KEY") == 0 || strcmp(label, "RSA PRIVATE KEY") == 0 ||
-			 strcmp(label, "EC PRIVATE KEY") == 0)
-	{
-		selection = EVP_PKEY_KEYPAIR;
-		*had_private = true;
-	}
-	else if (strcmp(label, "ENCRYPTED PRIVATE KEY") == 0)
+	*had_private = strcmp(label, "PRIVATE KEY") == 0 || strcmp(label, "RSA PRIVATE KEY") == 0 ||
+		strcmp(label, "EC PRIVATE KEY") == 0;
+	selection = *had_private ? EVP_PKEY_KEYPAIR : EVP_PKEY_PUBLIC_KEY;
+	/* legacy PEM encryption keeps the label and adds headers */
+	if (*had_private && memmem(text, len, "Proc-Type: 4,ENCRYPTED", 22) != NULL)
+		label = "ENCRYPTED PRIVATE KEY";
+	if (strcmp(label, "ENCRYPTED PRIVATE KEY") == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("encrypted private keys are not accepted"),
 				 errhint("Pass the issuer's public key (\"openssl pkey -pubout\").")));
-	else
+	if (!*had_private && strcmp(label, "PUBLIC KEY") != 0 && strcmp(label, "RSA PUBLIC KEY") != 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("unsupported PEM type \"%s\"", label),
@@ -410,7 +411,9 @@ keyring_import_pem(const KeyringAlg *alg, const char *text, size_t len, bool *ha
 
 		dctx = OSSL_DECODER_CTX_new_for_pkey((EVP_PKEY **) &pkey, "PEM", NULL, NULL,
 											 selection, NULL, NULL);
-		if (dctx == NULL)
+		/* never ask for a passphrase: a callback that always fails */
+		if (dctx == NULL ||
+			OSSL_DECODER_CTX_set_passphrase_cb(dctx, no_passphrase, NULL) != 1)
 			keyring_openssl_error("could not set up a PEM decoder");
 		if (OSSL_DECODER_from_data(dctx, &data, &datalen) != 1 || pkey == NULL)
 		{
@@ -830,6 +833,9 @@ medpro_key_import(PG_FUNCTION_ARGS)
 		char	   *pem = keyring_import_pem(alg, keydata, keylen, &had_private);
 
 		store_key(kid, alg, NULL, pem, issuer, true);
+		/* a detoasted copy of a private key is ours: wipe it */
+		if (had_private && (Pointer) key != DatumGetPointer(PG_GETARG_DATUM(2)))
+			crypto_wipe(VARDATA_ANY(key), keylen);
 		if (had_private)
 			ereport(NOTICE,
 					(errmsg("only the public part of the private key was kept"),
