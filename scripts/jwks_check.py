@@ -173,7 +173,10 @@ def verify(jwks, token):
     parts = token.split(".")
     if len(parts) != 3:
         return "signature invalid: malformed"
-    header = json.loads(unb64url(parts[0]))
+    try:
+        header = json.loads(unb64url(parts[0]))
+    except ValueError as e:
+        return "signature invalid: header " + str(e)
     match = [k for k in jwks["keys"] if k.get("kid") == header.get("kid")]
     if len(match) != 1:
         return "signature invalid: no JWK for kid"
@@ -181,7 +184,10 @@ def verify(jwks, token):
     alg = header.get("alg")
     if alg != jwk["alg"]:
         return "signature invalid: alg %s but JWK says %s" % (alg, jwk["alg"])
-    sig = unb64url(parts[2])
+    try:
+        sig = unb64url(parts[2])
+    except ValueError as e:
+        return "signature invalid: " + str(e)
     with tempfile.TemporaryDirectory() as d:
         keyfile = os.path.join(d, "key.pem")
         datafile = os.path.join(d, "data")
