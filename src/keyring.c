@@ -609,12 +609,15 @@ sealing_context(const char *kid)
 
 /*
  * Something in the keyring changed: no cached verification in this backend
- * may outlive it.  (Other backends look a token's key up in medpro.keys on
- * every call, so a retired key is refused there as soon as this commits.)
+ * may outlive it, and no cached copy of a retired secret stays in memory.
+ * (Other backends look a token's key up in medpro.keys on every call, so a
+ * retired key is refused there as soon as this commits.)
  */
 static void
 keyring_changed(void)
 {
+	jwt_token_cache_reset();
+	jwt_hmac_cache_reset();
 }
 
 /*
