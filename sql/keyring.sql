@@ -337,6 +337,72 @@ SELECT medpro_current_clinic();
 COMMIT;
 
 --
+-- Asymmetric keys: medpro_login signs with the active key whatever its
+-- algorithm, and every older key keeps verifying.
+--
+CREATE TEMP TABLE kr_asym (alg text, n int, kid text, tok text);
+GRANT SELECT ON kr_asym TO PUBLIC;
+DO $$
+DECLARE
+	a text;
+	i int := 0;
+	k text;
+BEGIN
+	FOREACH a IN ARRAY '{RS256,RS384,RS512,PS256,PS384,PS512,ES256,ES384,ES512,EdDSA}'::text[] LOOP
+		i := i + 1;
+		k := medpro_key_rotate(a);
+		INSERT INTO kr_asym VALUES (a, i, k, medpro_login('kr-admin@k1.test', 'keyring admin pw 1'));
+	END LOOP;
+END
+$$;
+SET ROLE regress_app;
+SELECT alg, regress_jwt_part(tok, 1) ->> 'alg' = alg AS header_alg, regress_jwt_part(tok, 1) ->> 'kid' = kid AS header_kid,
+	   length(split_part(tok, '.', 3)) AS sig_chars, kr_auth(tok) AS result
+  FROM kr_asym ORDER BY n;
+RESET ROLE;
+-- A real signature under another key of the same algorithm, or a header
+-- naming another algorithm: refused, no other key is tried.
+SELECT kr_auth(regress_b64url(jsonb_build_object('alg', 'ES256', 'typ', 'JWT', 'kid', k.kid)::text) || '.' ||
+			   split_part(t.tok, '.', 2) || '.' || split_part(t.tok, '.', 3)) AS other_es256_key
+  FROM kr_asym t, medpro.keys k WHERE t.alg = 'ES256' AND k.kid = 'kr-ec-from-private';
+SELECT kr_auth(regress_b64url(jsonb_build_object('alg', 'PS256', 'typ', 'JWT', 'kid', kid)::text) || '.' ||
+			   split_part(tok, '.', 2) || '.' || split_part(tok, '.', 3)) AS rs256_token_as_ps256
+  FROM kr_asym WHERE alg = 'RS256';
+-- Tokens of an external issuer, verified with its imported public key: its
+-- iss when the key names one, the legacy claim names, kid-less tokens.
+SELECT kr_auth(medpro_jwt_sign(kr_claims('kr-admin@k1.test') || '{"iss":"https://idp.example"}', pem, 'RS256', 'kr-rsa')) AS imported_rsa
+  FROM kr_pem WHERE name = 'rsa_pem';
+SELECT kr_auth(medpro_jwt_sign(kr_claims('kr-admin@k1.test'), pem, 'RS256', 'kr-rsa')) AS imported_rsa_medpro_iss
+  FROM kr_pem WHERE name = 'rsa_pem';
+SELECT kr_auth(medpro_jwt_sign(kr_claims('kr-admin@k1.test') || '{"iss":"https://idp.example"}', pem, 'RS256')) AS imported_rsa_no_kid
+  FROM kr_pem WHERE name = 'rsa_pem';
+SELECT kr_auth(medpro_jwt_sign(jsonb_build_object('userId', c.sub, 'companyId', c.clinic_id, 'exp', c.exp), p.pem, 'ES256', 'kr-ec-from-private')) AS imported_ec_legacy
+  FROM kr_pem p, jsonb_to_record(kr_claims('kr-admin@k1.test')) AS c(sub text, clinic_id text, exp bigint) WHERE p.name = 'ec_pem';
+SELECT kr_auth(medpro_jwt_sign(jsonb_build_object('userId', c.sub, 'companyId', 'b0000000-0000-4000-8000-0000000000b2', 'exp', c.exp), p.pem, 'ES256', 'kr-ec-from-private')) AS imported_ec_other_clinic
+  FROM kr_pem p, jsonb_to_record(kr_claims('kr-admin@k1.test')) AS c(sub text, clinic_id text, exp bigint) WHERE p.name = 'ec_pem';
+SELECT kr_auth(medpro_jwt_sign(kr_claims('kr-admin@k1.test'), pem, 'EdDSA', 'kr-ed')) AS imported_ed
+  FROM kr_pem WHERE name = 'ed_pem';
+-- The legacy names stay refused under medpro's own asymmetric key.
+SELECT kr_auth(kr_sign(jsonb_build_object('iss', 'medpro', 'userId', c.sub, 'companyId', c.clinic_id, 'exp', c.exp), a.kid)) AS legacy_names_medpro_es384
+  FROM kr_asym a, jsonb_to_record(kr_claims('kr-admin@k1.test')) AS c(sub text, clinic_id text, exp bigint) WHERE a.alg = 'ES384';
+-- A key's retirement ends its tokens at once, in this backend's verified-token cache too.
+SELECT kr_auth(tok) AS before_retire FROM kr_asym WHERE alg = 'PS384';
+SELECT kr_auth(tok) AS cached FROM kr_asym WHERE alg = 'PS384';
+SELECT tokens > 0 AS tokens_cached, token_hits > 0 AS cache_hit FROM medpro_jwt_cache_stats();
+SET ROLE regress_op;
+SELECT medpro_key_retire(kid) FROM kr_asym WHERE alg = 'PS384';
+RESET ROLE;
+SELECT keys, tokens FROM medpro_jwt_cache_stats();
+SELECT kr_auth(tok) AS after_retire FROM kr_asym WHERE alg = 'PS384';
+-- Rotation empties the caches as well.
+SELECT kr_auth(tok) AS es512 FROM kr_asym WHERE alg = 'ES512';
+SELECT tokens > 0 AS tokens_cached FROM medpro_jwt_cache_stats();
+SET ROLE regress_op;
+SELECT medpro_key_rotate('HS256') ~ '^mp' AS rotated;
+RESET ROLE;
+SELECT keys, tokens FROM medpro_jwt_cache_stats();
+
+--
 -- Retirement.
 --
 SET ROLE regress_op;

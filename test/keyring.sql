@@ -13,7 +13,7 @@
 SET client_min_messages = warning;
 BEGIN;
 
-SELECT plan(45);
+SELECT plan(59);
 
 DO $$
 BEGIN
@@ -156,6 +156,70 @@ SELECT :'ed_input' || '.' || overlay(:'ed_sig' PLACING CASE WHEN substr(:'ed_sig
 SELECT matches(:'ed_bad_ok'::text, '^signature invalid', 'and not a changed signature');
 
 --
+-- medpro_login with each asymmetric key active: the token verifies in
+-- medpro_authenticate and, through the JWK Set alone, with openssl.
+--
+INSERT INTO medpro.clinics (id, name, country, email, status) VALUES
+	('a1a1a1a1-0000-4000-8000-00000000c0de', 'Tap Keyring Clinic', 'FR', 'tap-kr@clinic.test', 'active');
+SELECT lives_ok($$SELECT medpro_create_user('tap-kr@a.test', 'tap keyring password', 'doctor', NULL, NULL,
+				'a1a1a1a1-0000-4000-8000-00000000c0de')$$, 'a user to log in');
+CREATE TEMP TABLE tap_tok (alg text, n int, kid text, tok text);
+GRANT ALL ON tap_tok TO PUBLIC;
+DO $$
+DECLARE
+	a text;
+	i int := 0;
+	k text;
+BEGIN
+	FOREACH a IN ARRAY '{RS256,RS384,RS512,PS256,PS384,PS512,ES256,ES384,ES512,EdDSA}'::text[] LOOP
+		i := i + 1;
+		k := medpro_key_rotate(a);
+		INSERT INTO tap_tok VALUES (a, i, k, medpro_login('tap-kr@a.test', 'tap keyring password'));
+	END LOOP;
+END
+$$;
+SET ROLE tap_app;
+SELECT is((SELECT count(*) FROM tap_tok WHERE (medpro_authenticate(tok) ->> 'clinic_id') = 'a1a1a1a1-0000-4000-8000-00000000c0de'
+			AND convert_from(decode(rpad(translate(split_part(tok, '.', 1), '-_', '+/'),
+										 (length(split_part(tok, '.', 1)) + 3) / 4 * 4, '='), 'base64'), 'UTF8')::jsonb
+				@> jsonb_build_object('alg', alg, 'kid', kid)),
+		  10::bigint, 'each login token names its key and algorithm and authenticates, older keys included');
+RESET ROLE;
+SELECT medpro_jwks() AS jwks2 \gset
+SELECT max(tok) FILTER (WHERE alg = 'RS256') AS t1, max(tok) FILTER (WHERE alg = 'RS384') AS t2,
+	   max(tok) FILTER (WHERE alg = 'RS512') AS t3, max(tok) FILTER (WHERE alg = 'PS256') AS t4,
+	   max(tok) FILTER (WHERE alg = 'PS384') AS t5, max(tok) FILTER (WHERE alg = 'PS512') AS t6,
+	   max(tok) FILTER (WHERE alg = 'ES256') AS t7, max(tok) FILTER (WHERE alg = 'ES384') AS t8,
+	   max(tok) FILTER (WHERE alg = 'ES512') AS t9, max(tok) FILTER (WHERE alg = 'EdDSA') AS t10
+  FROM tap_tok \gset
+\set v1 `:py verify :'jwks2' :'t1'`
+\set v2 `:py verify :'jwks2' :'t2'`
+\set v3 `:py verify :'jwks2' :'t3'`
+\set v4 `:py verify :'jwks2' :'t4'`
+\set v5 `:py verify :'jwks2' :'t5'`
+\set v6 `:py verify :'jwks2' :'t6'`
+\set v7 `:py verify :'jwks2' :'t7'`
+\set v8 `:py verify :'jwks2' :'t8'`
+\set v9 `:py verify :'jwks2' :'t9'`
+\set v10 `:py verify :'jwks2' :'t10'`
+SELECT is(:'v1'::text, 'signature valid RS256', 'openssl verifies an RS256 login token with the JWK Set');
+SELECT is(:'v2'::text, 'signature valid RS384', 'openssl verifies an RS384 login token with the JWK Set');
+SELECT is(:'v3'::text, 'signature valid RS512', 'openssl verifies an RS512 login token with the JWK Set');
+SELECT is(:'v4'::text, 'signature valid PS256', 'openssl verifies a PS256 login token with the JWK Set');
+SELECT is(:'v5'::text, 'signature valid PS384', 'openssl verifies a PS384 login token with the JWK Set');
+SELECT is(:'v6'::text, 'signature valid PS512', 'openssl verifies a PS512 login token with the JWK Set');
+SELECT is(:'v7'::text, 'signature valid ES256', 'openssl verifies an ES256 login token with the JWK Set');
+SELECT is(:'v8'::text, 'signature valid ES384', 'openssl verifies an ES384 login token with the JWK Set');
+SELECT is(:'v9'::text, 'signature valid ES512', 'openssl verifies an ES512 login token with the JWK Set');
+SELECT is(:'v10'::text, 'signature valid EdDSA', 'openssl verifies an EdDSA login token with the JWK Set');
+-- Another payload under an ES256 token's signature fails with openssl too.
+SELECT split_part(:'t7', '.', 1) || '.' || pg_temp.b64url('{"sub":"x","exp":4102444800}') || '.' || split_part(:'t7', '.', 3) AS t7bad \gset
+\set v7bad `:py verify :'jwks2' :'t7bad'`
+SELECT matches(:'v7bad'::text, '^signature invalid', 'openssl rejects a swapped payload under an ES256 signature');
+SELECT throws_ok(format('SELECT medpro_authenticate(%L)', :'t7bad'), '28000', 'invalid token: signature mismatch',
+				 'so does medpro_authenticate');
+
+--
 -- Retirement.
 --
 SET ROLE tap_op;
@@ -167,7 +231,7 @@ SELECT is((SELECT secret_sealed FROM medpro.keys WHERE kid = (SELECT kid FROM ta
 SELECT is((SELECT count(*) FROM jsonb_array_elements(medpro_jwks() -> 'keys') j
 			WHERE j ->> 'kid' = (SELECT kid FROM tap_rot WHERE alg = 'ES384')), 0::bigint,
 		  'a retired key leaves the JWK Set');
-SELECT is(jsonb_array_length(medpro_jwks() -> 'keys'), 11, 'the others stay');
+SELECT is(jsonb_array_length(medpro_jwks() -> 'keys'), 21, 'the others stay');
 
 SELECT * FROM finish();
 ROLLBACK;
