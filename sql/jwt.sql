@@ -379,6 +379,17 @@ RESET medpro.jwt_leeway;
 -- The order of the time checks: expired first, then nbf, then iat.
 SELECT pg_temp.why(pg_temp.mkp('{"exp":1,"nbf":3000000000,"iat":3000000000}')) AS all_three,
        pg_temp.why(pg_temp.mkp('{"exp":3000000000,"nbf":3000000000,"iat":3000000000}')) AS nbf_and_iat;
+-- "at" at the ends of timestamptz's range: the time arithmetic does not
+-- overflow (the last instant of 294276 once wrapped around and revived a
+-- token that expired in 1970).
+SELECT at, pg_temp.why(pg_temp.mkp('{"exp":1}'), at => at) AS exp_1970,
+       pg_temp.why(pg_temp.mkp('{"exp":253402300799,"nbf":1,"iat":1}'), at => at) AS exp_9999
+  FROM (VALUES ('294276-12-31 23:59:59.999999+00'::timestamptz),
+               ('4713-11-24 00:00:00+00 BC')) v(at);
+SET medpro.jwt_leeway = '1h';
+SELECT at, pg_temp.why(pg_temp.mkp('{"exp":1}'), at => at) AS exp_1970_leeway_1h
+  FROM (VALUES ('294276-12-31 23:59:59.999999+00'::timestamptz)) v(at);
+RESET medpro.jwt_leeway;
 -- Real clock: far future verifies, far past is expired; "at" in the past revives a token.
 SELECT medpro_jwt_verify(pg_temp.mkp('{"exp":4102444800}'), :k32) AS far_future,
        pg_temp.why(pg_temp.mkp('{"exp":1000000000}'), at => NULL) AS far_past,

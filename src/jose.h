@@ -216,8 +216,9 @@ typedef struct JoseTimes
 extern const char *jose_read_times(const JoseParser *pp, JoseTimes *t);
 
 /*
- * Do the claims hold at now (microseconds since the Unix epoch) with leeway
- * microseconds?  "expired", "not yet valid", "issued in the future" or
+ * Do the claims (as jose_read_times sets them) hold at now (microseconds
+ * since the Unix epoch, any value) with leeway microseconds (any value; a
+ * negative one counts as 0)?  "expired", "not yet valid", "issued in the future" or
  * NULL.  Needs no parse: a cache of verified tokens can keep the JoseTimes.
  */
 extern const char *jose_times_hold(const JoseTimes *t, int64_t now, int64_t leeway);

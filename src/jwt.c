@@ -1004,14 +1004,19 @@ static const char *
 jwt_check_times(const JwtTimes *t, TimestampTz now, int leeway)
 {
 	JoseTimes	jt;
+	int64		unix_now;
 
+	/* the last instants of timestamptz are past the end of int64 as Unix time */
+	if (now > PG_INT64_MAX - JWT_EPOCH_DIFF_USECS)
+		unix_now = PG_INT64_MAX;
+	else
+		unix_now = now + JWT_EPOCH_DIFF_USECS;
 	jt.exp = t->exp_us + JWT_EPOCH_DIFF_USECS;
 	jt.has_nbf = t->has_nbf;
 	jt.nbf = t->nbf_us + JWT_EPOCH_DIFF_USECS;
 	jt.has_iat = t->has_iat;
 	jt.iat = t->iat_us + JWT_EPOCH_DIFF_USECS;
-	return jose_times_hold(&jt, now + JWT_EPOCH_DIFF_USECS,
-						   (int64) leeway * USECS_PER_SEC);
+	return jose_times_hold(&jt, unix_now, (int64) leeway * USECS_PER_SEC);
 }
 
 /*

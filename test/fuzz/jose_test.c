@@ -490,6 +490,13 @@ test_times(void)
 		OK(same(jose_times_hold(&t, INT64_C(1700000000900000), 0), "expired"));
 		OK(same(jose_times_hold(&t, INT64_C(1599999999999999), 0), "not yet valid"));
 		OK(same(jose_times_hold(&t, INT64_C(1700000000900000), -5), "expired"));
+		/* any now and leeway: no overflow (UBSan), no wrap-around */
+		OK(same(jose_times_hold(&t, INT64_MAX, 0), "expired"));
+		OK(same(jose_times_hold(&t, INT64_MAX, INT64_C(3600000000)), "expired"));
+		OK(same(jose_times_hold(&t, INT64_MAX, INT64_MAX), NULL));
+		OK(same(jose_times_hold(&t, INT64_MIN, 0), "not yet valid"));
+		OK(same(jose_times_hold(&t, INT64_MIN, INT64_MAX), "not yet valid"));
+		OK(same(jose_times_hold(&t, INT64_C(1600000000000000), INT64_MAX), NULL));
 		OK(same(parse("{\"exp\":\"soon\"}"), NULL));
 		OK(same(jose_read_times(&P, &t), "exp is not a number"));
 	}
