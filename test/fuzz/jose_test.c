@@ -213,6 +213,12 @@ test_json_syntax(void)
 	OK(same(jose_json_parse(&P, "{\"a\":\"\\u00e9\"}", 14, JOSE_DOC_HEADER, JOSE_ASCII_ONLY, NULL, NULL),
 			"text not representable in the database encoding"));
 	OK(same(jose_json_parse(&P, "{\"a\":\"\\u007f\"}", 14, JOSE_DOC_HEADER, JOSE_ASCII_ONLY, NULL, NULL), NULL));
+	/* precedence (docs/jwt.md): a raw non-ASCII byte before nesting and syntax ... */
+	OK(same(jose_json_parse(&P, "{\"a\":x,\"b\":\"\xc3\xa9\"}", 16, JOSE_DOC_HEADER, JOSE_ASCII_ONLY, NULL, NULL),
+			"text not representable in the database encoding"));
+	/* ... but an escape outside ASCII only where it is read */
+	OK(same(jose_json_parse(&P, "{\"a\":x,\"b\":\"\\u00e9\"}", 20, JOSE_DOC_HEADER, JOSE_ASCII_ONLY, NULL, NULL),
+			"header is not a JSON object"));
 	/* header wording */
 	OK(same(jose_json_parse(&P, "[]", 2, JOSE_DOC_HEADER, 0, NULL, NULL), "header is not a JSON object"));
 	OK(same(jose_json_parse(&P, "{\"a\":1,\"a\":1}", 13, JOSE_DOC_HEADER, 0, NULL, NULL), "duplicate member in header"));
