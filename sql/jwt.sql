@@ -203,6 +203,8 @@ SELECT pg_temp.try(s) AS outcome FROM (VALUES
 	($$SELECT medpro_jwt_sign('{}', decode(repeat('0b', 32), 'hex'), 'HS256', repeat('k', 100000))$$),
 	($$SELECT medpro_jwt_sign(jsonb_build_object('x', repeat('x', 7000)), decode(repeat('0b', 32), 'hex'))$$),
 	($$SELECT medpro_jwt_sign('{"x":1e9000}', decode(repeat('0b', 32), 'hex'))$$),
+	($$SELECT medpro_jwt_sign(('{"x":' || repeat('[', 65) || repeat(']', 65) || '}')::jsonb, decode(repeat('0b', 32), 'hex'))$$),
+	($$SELECT medpro_jwt_sign(('{"x":' || repeat('{"y":', 64) || '1' || repeat('}', 64) || '}')::jsonb, decode(repeat('0b', 32), 'hex'))$$),
 	($$SELECT medpro_jwt_verify('a.b.c', NULL::bytea)$$),
 	($$SELECT medpro_jwt_verify('a.b.c', decode(repeat('0b', 32), 'hex'), NULL)$$),
 	($$SELECT medpro_jwt_verify(NULL, NULL::text)$$),
@@ -252,6 +254,9 @@ SELECT h AS header, pg_temp.why(pg_temp.b64(convert_to(h, 'UTF8')) || '.e30.') A
                ('{"alg":"HS\u0032\u0035\u0036","typ":"JWT"}'), (E'\t{ "alg" : "HS256" }\r\n')) v(h);
 SELECT pg_temp.why(pg_temp.b64('\x7b22616c67223a22ff227d'::bytea) || '.e30.') AS latin1_byte,
        pg_temp.why(pg_temp.b64('\x7b22616c67223a2248533235360022207d'::bytea) || '.e30.') AS raw_nul;
+-- medpro signs only what it accepts: a payload nested 64 levels deep
+-- round-trips; 65 levels are refused by medpro_jwt_sign (above).
+SELECT pg_temp.why(medpro_jwt_sign(('{"exp":2000000100,"x":' || repeat('[', 63) || repeat(']', 63) || '}')::jsonb, :k32)) AS signed_depth_64;
 -- Nesting: 64 levels are fine, 65 are not (checked before parsing)
 SELECT pg_temp.why(pg_temp.b64t('{"alg":"HS256","x":' || repeat('[', 63) || repeat(']', 63) || '}') || '.e30.') AS depth_64,
        pg_temp.why(pg_temp.b64t('{"alg":"HS256","x":' || repeat('[', 64) || repeat(']', 64) || '}') || '.e30.') AS depth_65,
@@ -379,6 +384,17 @@ RESET medpro.jwt_leeway;
 -- The order of the time checks: expired first, then nbf, then iat.
 SELECT pg_temp.why(pg_temp.mkp('{"exp":1,"nbf":3000000000,"iat":3000000000}')) AS all_three,
        pg_temp.why(pg_temp.mkp('{"exp":3000000000,"nbf":3000000000,"iat":3000000000}')) AS nbf_and_iat;
+-- "at" at the ends of timestamptz's range: the time arithmetic does not
+-- overflow (the last instant of 294276 once wrapped around and revived a
+-- token that expired in 1970).
+SELECT at, pg_temp.why(pg_temp.mkp('{"exp":1}'), at => at) AS exp_1970,
+       pg_temp.why(pg_temp.mkp('{"exp":253402300799,"nbf":1,"iat":1}'), at => at) AS exp_9999
+  FROM (VALUES ('294276-12-31 23:59:59.999999+00'::timestamptz),
+               ('4713-11-24 00:00:00+00 BC')) v(at);
+SET medpro.jwt_leeway = '1h';
+SELECT at, pg_temp.why(pg_temp.mkp('{"exp":1}'), at => at) AS exp_1970_leeway_1h
+  FROM (VALUES ('294276-12-31 23:59:59.999999+00'::timestamptz)) v(at);
+RESET medpro.jwt_leeway;
 -- Real clock: far future verifies, far past is expired; "at" in the past revives a token.
 SELECT medpro_jwt_verify(pg_temp.mkp('{"exp":4102444800}'), :k32) AS far_future,
        pg_temp.why(pg_temp.mkp('{"exp":1000000000}'), at => NULL) AS far_past,

@@ -226,6 +226,50 @@ SELECT what, (SELECT coalesce(reason, 'valid') FROM medpro_jwt_decode(tok, key, 
 SELECT pg_temp.try(format('SELECT medpro_jwt_verify(%L, %L, %L)', tok, pub, 'RS384')) AS verify_error
   FROM t WHERE alg = 'RS256';
 
+-- ECDSA: JWS does not require a low S (RFC 7518 3.4 takes R and S as they
+-- are), so (R, n - S), the other valid signature of the same message, is
+-- valid too; R or S equal to the group order n, or S + n where it fits in
+-- the coordinate size, are not signatures at all.
+CREATE FUNCTION pg_temp.b2n(b bytea) RETURNS numeric
+LANGUAGE plpgsql IMMUTABLE AS $$
+DECLARE
+	v numeric := 0;
+BEGIN
+	FOR i IN 0 .. length(b) - 1 LOOP
+		v := v * 256 + get_byte(b, i);
+	END LOOP;
+	RETURN v;
+END
+$$;
+CREATE FUNCTION pg_temp.n2b(v numeric, len int) RETURNS bytea
+LANGUAGE plpgsql IMMUTABLE AS $$
+DECLARE
+	b bytea := decode(repeat('00', len), 'hex');
+BEGIN
+	FOR i IN REVERSE len - 1 .. 0 LOOP
+		b := set_byte(b, i, mod(v, 256)::int);
+		v := div(v, 256);
+	END LOOP;
+	RETURN CASE WHEN v = 0 THEN b END;		-- NULL when v does not fit
+END
+$$;
+CREATE TEMP TABLE ec_order(alg text, n numeric, len int);
+INSERT INTO ec_order VALUES
+	('ES256', pg_temp.b2n('\xffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551'), 32),
+	('ES384', pg_temp.b2n('\xffffffffffffffffffffffffffffffffffffffffffffffffc7634d81f4372ddf581a0db248b0a77aecec196accc52973'), 48),
+	('ES512', pg_temp.b2n('\x01fffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffa51868783bf2f966b7fcc0148f709a5d03bb5c9b8899c47aebb6fb71e91386409'), 66);
+SELECT alg,
+       (SELECT coalesce(reason, 'valid') FROM medpro_jwt_decode(pg_temp.with_sig(tok, r || pg_temp.n2b(o.n - pg_temp.b2n(s), len)), pub, alg, :now)) AS r_n_minus_s,
+       (SELECT coalesce(reason, 'valid') FROM medpro_jwt_decode(pg_temp.with_sig(tok, pg_temp.n2b(o.n, len) || s), pub, alg, :now)) AS r_is_n,
+       (SELECT coalesce(reason, 'valid') FROM medpro_jwt_decode(pg_temp.with_sig(tok, r || pg_temp.n2b(o.n, len)), pub, alg, :now)) AS s_is_n,
+       CASE WHEN pg_temp.n2b(o.n + pg_temp.b2n(s), len) IS NULL THEN 'does not fit' ELSE
+       (SELECT coalesce(reason, 'valid') FROM medpro_jwt_decode(pg_temp.with_sig(tok, r || pg_temp.n2b(o.n + pg_temp.b2n(s), len)), pub, alg, :now)) END AS s_plus_n
+  FROM (SELECT t.alg, t.tok, t.pub,
+               substr(pg_temp.seg(t.tok, 3), 1, o.len) AS r,
+               substr(pg_temp.seg(t.tok, 3), o.len + 1) AS s
+          FROM t JOIN ec_order o USING (alg)) x JOIN ec_order o USING (alg)
+ ORDER BY alg;
+
 --
 -- The caches.  A cached token's time claims are checked again on every
 -- call: verified before exp, the same token is expired after it.

@@ -1016,15 +1016,20 @@ jose_read_times(const JoseParser *pp, JoseTimes *t)
 const char *
 jose_times_hold(const JoseTimes *t, int64_t now, int64_t leeway)
 {
+	/*
+	 * now and leeway may be anything: the claims (0 .. JOSE_MAX_TIME_USECS,
+	 * as jose_read_times gives them) carry the arithmetic, which then cannot
+	 * overflow.
+	 */
 	if (leeway < 0)
 		leeway = 0;
 	/* RFC 7519 4.1.4: valid only while now < exp (plus leeway) */
-	if (now - leeway >= t->exp)
+	if (leeway <= INT64_MAX - t->exp && now >= t->exp + leeway)
 		return "expired";
 	/* RFC 7519 4.1.5: valid only from nbf (minus leeway) */
-	if (t->has_nbf && now + leeway < t->nbf)
+	if (t->has_nbf && now < t->nbf - leeway)
 		return "not yet valid";
-	if (t->has_iat && t->iat > now + leeway)
+	if (t->has_iat && now < t->iat - leeway)
 		return "issued in the future";
 	return NULL;
 }

@@ -169,13 +169,16 @@ typedef struct JoseParser
 
 /*
  * Parse the JSON text s[0..len), which must be one RFC 8259 object, and
- * record its top-level members in p->members.  Checks, in this order of
- * precedence: size ("token too large"), UTF-8 ("invalid UTF-8"), nesting
- * ("JSON nested too deeply"), ASCII when asked ("text not representable in
- * the database encoding"), syntax ("header/payload is not a JSON object"),
- * \u0000 ("NUL character in JSON string"), duplicate member names at any
- * depth, compared unescaped ("duplicate member in header/payload"), and
- * numbers ("number out of range").  ev may be NULL.
+ * record its top-level members in p->members.  Checks, before reading the
+ * text: size ("token too large"), UTF-8 ("invalid UTF-8"), and, when asked,
+ * raw bytes outside ASCII ("text not representable in the database
+ * encoding"); then, the first found in reading order: nesting ("JSON
+ * nested too deeply"), syntax ("header/payload is not a JSON object"),
+ * \u0000 ("NUL character in JSON string"), a \u escape outside ASCII when
+ * asked (the same reason as raw bytes); and only for a syntactically valid
+ * document: duplicate member names at any depth, compared unescaped
+ * ("duplicate member in header/payload"), then numbers ("number out of
+ * range").  ev may be NULL.
  */
 extern const char *jose_json_parse(JoseParser *p, const char *s, size_t len,
 								   JoseDoc doc, unsigned flags,
@@ -216,8 +219,9 @@ typedef struct JoseTimes
 extern const char *jose_read_times(const JoseParser *pp, JoseTimes *t);
 
 /*
- * Do the claims hold at now (microseconds since the Unix epoch) with leeway
- * microseconds?  "expired", "not yet valid", "issued in the future" or
+ * Do the claims (as jose_read_times sets them) hold at now (microseconds
+ * since the Unix epoch, any value) with leeway microseconds (any value; a
+ * negative one counts as 0)?  "expired", "not yet valid", "issued in the future" or
  * NULL.  Needs no parse: a cache of verified tokens can keep the JoseTimes.
  */
 extern const char *jose_times_hold(const JoseTimes *t, int64_t now, int64_t leeway);

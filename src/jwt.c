@@ -672,17 +672,27 @@ jwt_put_scalar(StringInfo buf, JsonbValue *v)
 	}
 }
 
+/* Outcomes of jwt_jsonb_compact. */
+typedef enum JwtCompact
+{
+	JWT_COMPACT_OK,
+	JWT_COMPACT_TOO_LARGE,
+	JWT_COMPACT_TOO_DEEP
+} JwtCompact;
+
 /*
  * Append the compact JSON text of root (no whitespace, jsonb's own member
- * order) to buf.  Stops and returns false as soon as buf grows past limit.
+ * order) to buf.  Stops as soon as buf grows past limit, or the nesting
+ * past JOSE_MAX_DEPTH (verification would refuse the token).
  */
-static bool
+static JwtCompact
 jwt_jsonb_compact(StringInfo buf, JsonbContainer *root, int limit)
 {
 	JsonbIterator *it = JsonbIteratorInit(root);
 	JsonbIteratorToken tok;
 	JsonbValue	v;
 	bool		need_comma = false;
+	int			depth = 0;
 
 	while ((tok = JsonbIteratorNext(&it, &v, false)) != WJB_DONE)
 	{
@@ -690,6 +700,8 @@ jwt_jsonb_compact(StringInfo buf, JsonbContainer *root, int limit)
 		{
 			case WJB_BEGIN_OBJECT:
 			case WJB_BEGIN_ARRAY:
+				if (++depth > JOSE_MAX_DEPTH)
+					return JWT_COMPACT_TOO_DEEP;
 				if (need_comma)
 					appendStringInfoChar(buf, ',');
 				appendStringInfoChar(buf, tok == WJB_BEGIN_OBJECT ? '{' : '[');
@@ -697,6 +709,7 @@ jwt_jsonb_compact(StringInfo buf, JsonbContainer *root, int limit)
 				break;
 			case WJB_END_OBJECT:
 			case WJB_END_ARRAY:
+				depth--;
 				appendStringInfoChar(buf, tok == WJB_END_OBJECT ? '}' : ']');
 				need_comma = true;
 				break;
@@ -721,9 +734,9 @@ jwt_jsonb_compact(StringInfo buf, JsonbContainer *root, int limit)
 				break;
 		}
 		if (buf->len > limit)
-			return false;
+			return JWT_COMPACT_TOO_LARGE;
 	}
-	return true;
+	return JWT_COMPACT_OK;
 }
 
 /*
@@ -777,6 +790,7 @@ jwt_sign(Jsonb *payload, const uint8 *key, size_t keylen,
 	size_t		expect_siglen;
 	bool		ok;
 	char	   *result;
+	JwtCompact	compact;
 
 	expect_siglen = jwt_check_key(desc, key, keylen, true);
 	if (payload == NULL || !JB_ROOT_IS_OBJECT(payload) || JB_ROOT_IS_SCALAR(payload))
@@ -817,7 +831,14 @@ jwt_sign(Jsonb *payload, const uint8 *key, size_t keylen,
 
 	/* Payload: compact JSON of the jsonb */
 	resetStringInfo(&json);
-	if (!jwt_jsonb_compact(&json, &payload->root, JWT_MAX_TOKEN_LEN) ||
+	compact = jwt_jsonb_compact(&json, &payload->root, JWT_MAX_TOKEN_LEN);
+	if (compact == JWT_COMPACT_TOO_DEEP)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("payload is nested too deeply for a token"),
+				 errdetail("Tokens with more than %d levels of nested objects and arrays are not accepted.",
+						   JOSE_MAX_DEPTH)));
+	if (compact != JWT_COMPACT_OK ||
 		out.len + B64URL_LEN(json.len) + 1 + B64URL_LEN(expect_siglen) > JWT_MAX_TOKEN_LEN)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -1004,14 +1025,19 @@ static const char *
 jwt_check_times(const JwtTimes *t, TimestampTz now, int leeway)
 {
 	JoseTimes	jt;
+	int64		unix_now;
 
+	/* the last instants of timestamptz are past the end of int64 as Unix time */
+	if (now > PG_INT64_MAX - JWT_EPOCH_DIFF_USECS)
+		unix_now = PG_INT64_MAX;
+	else
+		unix_now = now + JWT_EPOCH_DIFF_USECS;
 	jt.exp = t->exp_us + JWT_EPOCH_DIFF_USECS;
 	jt.has_nbf = t->has_nbf;
 	jt.nbf = t->nbf_us + JWT_EPOCH_DIFF_USECS;
 	jt.has_iat = t->has_iat;
 	jt.iat = t->iat_us + JWT_EPOCH_DIFF_USECS;
-	return jose_times_hold(&jt, now + JWT_EPOCH_DIFF_USECS,
-						   (int64) leeway * USECS_PER_SEC);
+	return jose_times_hold(&jt, unix_now, (int64) leeway * USECS_PER_SEC);
 }
 
 /*

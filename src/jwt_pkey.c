@@ -1159,9 +1159,18 @@ jwt_token_cache_put(JwtAlg alg, const uint8 *key, size_t keylen,
 		jwt_token_cxt = AllocSetContextCreate(TopMemoryContext,
 											  "medpro JWT token cache",
 											  ALLOCSET_DEFAULT_SIZES);
-	h = MemoryContextAlloc(jwt_token_cxt, VARSIZE(header));
+	/* the cache is optional: out of memory, the token is just not stored */
+	h = MemoryContextAllocExtended(jwt_token_cxt, VARSIZE(header), MCXT_ALLOC_NO_OOM);
+	p = MemoryContextAllocExtended(jwt_token_cxt, VARSIZE(payload), MCXT_ALLOC_NO_OOM);
+	if (h == NULL || p == NULL)
+	{
+		if (h != NULL)
+			pfree(h);
+		if (p != NULL)
+			pfree(p);
+		return;
+	}
 	memcpy(h, header, VARSIZE(header));
-	p = MemoryContextAlloc(jwt_token_cxt, VARSIZE(payload));
 	memcpy(p, payload, VARSIZE(payload));
 
 	t = jwt_token_slot(kd, td);

@@ -133,6 +133,37 @@ check_members(const JoseParser *p, const char *doc, size_t len)
 	}
 }
 
+/*
+ * The time policy at any instant and leeway, the extremes of int64 and
+ * values taken from the input: UBSan fails on any overflow, and a claim
+ * can only be past, future or neither consistently with the ordering.
+ */
+static void
+fuzz_times(const JoseParser *p, const uint8_t *data, size_t size)
+{
+	JoseTimes	t;
+	int64_t		v[6] = {INT64_MIN, INT64_MAX, 0, -1, 0, 0};
+	size_t		i;
+	size_t		j;
+
+	if (jose_read_times(p, &t) != NULL)
+		return;
+	if (size >= 16)
+	{
+		memcpy(&v[4], data, 8);
+		memcpy(&v[5], data + 8, 8);
+	}
+	for (i = 0; i < 6; i++)
+		for (j = 0; j < 6; j++)
+		{
+			const char *r = jose_times_hold(&t, v[i], v[j]);
+
+			/* a claim that holds at now with no leeway holds with more */
+			if (v[j] > 0 && jose_times_hold(&t, v[i], 0) == NULL)
+				CHECK(r == NULL);
+		}
+}
+
 static void
 fuzz_json(const uint8_t *data, size_t size, JoseDoc doc, unsigned flags)
 {
@@ -149,6 +180,7 @@ fuzz_json(const uint8_t *data, size_t size, JoseDoc doc, unsigned flags)
 		check_members(&parser, (const char *) data, size);
 		(void) jose_check_header(&parser, "HS256");
 		(void) jose_check_times(&parser, INT64_C(2000000000000000), 30000000, NULL);
+		fuzz_times(&parser, data, size);
 	}
 }
 

@@ -213,6 +213,12 @@ test_json_syntax(void)
 	OK(same(jose_json_parse(&P, "{\"a\":\"\\u00e9\"}", 14, JOSE_DOC_HEADER, JOSE_ASCII_ONLY, NULL, NULL),
 			"text not representable in the database encoding"));
 	OK(same(jose_json_parse(&P, "{\"a\":\"\\u007f\"}", 14, JOSE_DOC_HEADER, JOSE_ASCII_ONLY, NULL, NULL), NULL));
+	/* precedence (docs/jwt.md): a raw non-ASCII byte before nesting and syntax ... */
+	OK(same(jose_json_parse(&P, "{\"a\":x,\"b\":\"\xc3\xa9\"}", 16, JOSE_DOC_HEADER, JOSE_ASCII_ONLY, NULL, NULL),
+			"text not representable in the database encoding"));
+	/* ... but an escape outside ASCII only where it is read */
+	OK(same(jose_json_parse(&P, "{\"a\":x,\"b\":\"\\u00e9\"}", 20, JOSE_DOC_HEADER, JOSE_ASCII_ONLY, NULL, NULL),
+			"header is not a JSON object"));
 	/* header wording */
 	OK(same(jose_json_parse(&P, "[]", 2, JOSE_DOC_HEADER, 0, NULL, NULL), "header is not a JSON object"));
 	OK(same(jose_json_parse(&P, "{\"a\":1,\"a\":1}", 13, JOSE_DOC_HEADER, 0, NULL, NULL), "duplicate member in header"));
@@ -490,6 +496,13 @@ test_times(void)
 		OK(same(jose_times_hold(&t, INT64_C(1700000000900000), 0), "expired"));
 		OK(same(jose_times_hold(&t, INT64_C(1599999999999999), 0), "not yet valid"));
 		OK(same(jose_times_hold(&t, INT64_C(1700000000900000), -5), "expired"));
+		/* any now and leeway: no overflow (UBSan), no wrap-around */
+		OK(same(jose_times_hold(&t, INT64_MAX, 0), "expired"));
+		OK(same(jose_times_hold(&t, INT64_MAX, INT64_C(3600000000)), "expired"));
+		OK(same(jose_times_hold(&t, INT64_MAX, INT64_MAX), NULL));
+		OK(same(jose_times_hold(&t, INT64_MIN, 0), "not yet valid"));
+		OK(same(jose_times_hold(&t, INT64_MIN, INT64_MAX), "not yet valid"));
+		OK(same(jose_times_hold(&t, INT64_C(1600000000000000), INT64_MAX), NULL));
 		OK(same(parse("{\"exp\":\"soon\"}"), NULL));
 		OK(same(jose_read_times(&P, &t), "exp is not a number"));
 	}
