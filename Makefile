@@ -4,7 +4,7 @@ EXTVERSION  = 0.1.0
 
 MODULE_big  = medpro
 OBJS        = src/medpro.o src/crypto.o src/jwt.o src/remote.o src/audit.o \
-              src/migrate.o src/provision.o \
+              src/migrate.o src/rollout.o src/provision.o \
               src/tenant.o src/auth.o src/fdw.o
 
 # The install script is assembled from one part per concern (sql/ext/NN_*.sql).

@@ -26,6 +26,14 @@ extern int	migrate_apply(PGconn *conn, const char *dbname, int target, int *from
  */
 extern bool migrate_record_applied(const char *clinic_id, int version);
 
+/*
+ * A query listing "DROP INDEX CONCURRENTLY ..." for each invalid index in
+ * schema public of a clinic database: what an interrupted
+ * non-transactional migration (CREATE INDEX CONCURRENTLY) leaves behind.
+ * Run before such a migration is tried again.
+ */
+extern const char *const migrate_invalid_indexes_sql;
+
 /* The latest version in medpro.migrations (0 when there is none). */
 extern int	migrate_latest_version(void);
 
