@@ -358,9 +358,50 @@ SELECT count(*) AS orphans FROM (
 	UNION ALL SELECT rolname, shobj_description(oid, 'pg_authid') FROM pg_roles) o
  WHERE o.n ~ '^medpro_clinic_' AND (o.note IS NULL OR o.note LIKE '% of regress_lifecycle')
    AND NOT EXISTS (SELECT 1 FROM medpro.clinics c WHERE c.db_name = o.n AND c.status IN ('active', 'suspended'));
+
+-- The spare pool: a registration renames a spare database at the current
+-- version instead of copying the template; a rolled-back one consumes it;
+-- a new migration makes the spares stale, and they are replaced.
+CREATE FUNCTION spares() RETURNS text LANGUAGE sql AS $$
+	SELECT format('spares=%s current=%s', count(*),
+				  count(*) FILTER (WHERE shobj_description(oid, 'pg_database')
+										 = 'medpro spare of regress_lifecycle at ' || medpro.template_marker()))
+	  FROM pg_database WHERE datname LIKE 'medpro\_spare\_%'
+$$;
+SET ROLE regress_op;
+SELECT regress_try('SELECT medpro_fill_spare_pool(-1)');
+SELECT medpro_fill_spare_pool(2) AS ready;
+RESET ROLE;
+SELECT spares();
+SET ROLE regress_op;
+SELECT medpro_register_clinic('Lifecycle spare', 'ES', 'admin@spare.test', 'Lifecycle pass 2026') AS s \gset
+RESET ROLE;
+SELECT spares();
+SELECT c.status, c.schema_version = (SELECT max(version) FROM medpro.migrations) AS at_latest,
+	   pg_get_userbyid(d.datdba) = c.db_role AS owned_by_role,
+	   shobj_description(d.oid, 'pg_database') = 'medpro clinic ' || c.id || ' of regress_lifecycle' AS marked,
+	   has_database_privilege(c.db_role, d.datname, 'CONNECT') AS can_connect,
+	   has_database_privilege('regress_op', d.datname, 'CONNECT') AS operator_can_connect
+  FROM medpro.clinics c JOIN pg_database d ON d.datname = c.db_name WHERE c.id = :'s';
+SELECT in_clinic(:'s', 'SELECT country FROM medpro_settings') AS settings;
+BEGIN;
+SET LOCAL ROLE regress_op;
+SELECT medpro_register_clinic('Lifecycle rolled back', 'FR', 'admin@rolledback.test', 'Lifecycle pass 2026') IS NOT NULL AS registered;
+ROLLBACK;
+SELECT spares(), (SELECT count(*) FROM medpro.clinics WHERE name = 'Lifecycle rolled back') AS rows;
+SET ROLE regress_op;
+SELECT medpro_fill_spare_pool(1) AS ready;
+SELECT medpro_add_migration(1011, 'noop', 'SELECT 1');
+RESET ROLE;
+SELECT spares();
+SET ROLE regress_op;
+SELECT problem, action FROM medpro_repair();
+SELECT medpro_fill_spare_pool(1) AS ready;
+RESET ROLE;
+SELECT spares();
 SET ROLE regress_op;
 SET client_min_messages = warning;
-SELECT status, count(*) FROM medpro_migrate_all() GROUP BY 1;
+SELECT status, count(*) FROM medpro_migrate_all() GROUP BY 1 ORDER BY 1;
 RESET client_min_messages;
 RESET ROLE;
 

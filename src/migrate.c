@@ -218,8 +218,8 @@ loopback(const char *sql)
  * version and checksum prefix, so that a migration replaced after a
  * rolled-back medpro_add_migration is noticed too.
  */
-static char *
-template_marker(void)
+char *
+migrate_template_marker(void)
 {
 	if (SPI_execute("SELECT medpro.template_marker()", true, 1) != SPI_OK_SELECT || SPI_processed != 1)
 		elog(ERROR, "could not compute the template marker");
@@ -283,7 +283,7 @@ migrate_ensure_template(void)
 					false, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not lock the template");
 
-	mark = template_marker();
+	mark = migrate_template_marker();
 	exists = OidIsValid(get_database_oid(tpl, true));
 	if (exists)
 	{

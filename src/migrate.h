@@ -43,6 +43,12 @@ extern int	migrate_latest_version(void);
  * through the loopback connection; needs SPI connected.
  */
 extern char *migrate_template_name(void);
+
+/*
+ * The comment of a template database at the latest migration ("medpro
+ * template at version N checksum <16 hex digits>"); needs SPI.
+ */
+extern char *migrate_template_marker(void);
 extern void migrate_ensure_template(void);
 
 #endif							/* MEDPRO_MIGRATE_H */

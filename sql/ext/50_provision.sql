@@ -262,6 +262,22 @@ BEGIN
 		RETURN NEXT;
 	END LOOP;
 
+	-- Spare databases left unmarked by a crash (CREATE DATABASE then
+	-- COMMENT), or marked for this central database at an older version.
+	FOR r IN
+		SELECT d.datname, shobj_description(d.oid, 'pg_database') AS note
+		  FROM pg_database d WHERE d.datname LIKE 'medpro\_spare\_%' ORDER BY d.datname
+	LOOP
+		CONTINUE WHEN r.note IS NOT NULL AND NOT starts_with(r.note, 'medpro spare of ' || current_database() || ' at ');
+		CONTINUE WHEN r.note = 'medpro spare of ' || current_database() || ' at ' || medpro.template_marker();
+		CONTINUE WHEN NOT pg_try_advisory_xact_lock(hashtext('medpro.spare'), hashtext(r.datname::text));
+		PERFORM medpro.autonomous(format('DROP DATABASE IF EXISTS %I WITH (FORCE)', r.datname));
+		problem := CASE WHEN r.note IS NULL THEN 'unmarked spare database' ELSE 'stale spare database' END;
+		object := r.datname;
+		action := 'dropped';
+		RETURN NEXT;
+	END LOOP;
+
 	-- Clinics whose provisioning did not finish, or whose database is gone.
 	FOR r IN
 		SELECT c.id, c.db_name, c.status,

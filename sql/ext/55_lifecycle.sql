@@ -375,6 +375,59 @@ $$;
 COMMENT ON FUNCTION medpro_drop_clinic(uuid, text)
 	IS 'drops a clinic''s database and role after confirm_name matched its name; the row stays, soft-deleted, with its audit trail; each step commits on its own and medpro_repair() finishes an interrupted drop (operators and super admins)';
 
+-- Spare databases. -----------------------------------------------------------
+
+CREATE FUNCTION medpro_fill_spare_pool(size integer) RETURNS integer
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	r record;
+	v_tpl text;
+	v_prefix text := 'medpro spare of ' || current_database() || ' at ';
+	v_mark text;
+	v_have integer := 0;
+	v_name text;
+BEGIN
+	IF NOT medpro.caller_is_operator() THEN
+		RAISE EXCEPTION 'permission denied to fill the spare pool' USING ERRCODE = 'insufficient_privilege',
+			HINT = 'Only members of medpro_operator may do this.';
+	END IF;
+	IF size IS NULL OR size < 0 OR size > 100 THEN
+		RAISE EXCEPTION 'size must be between 0 and 100' USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	v_tpl := medpro.ensure_template();
+	v_mark := v_prefix || medpro.template_marker();
+	-- keep up to size spares at the current version; drop stale and surplus ones
+	FOR r IN
+		SELECT d.datname, shobj_description(d.oid, 'pg_database') AS note
+		  FROM pg_database d WHERE d.datname LIKE 'medpro\_spare\_%' ORDER BY d.datname
+	LOOP
+		CONTINUE WHEN r.note IS NULL OR NOT starts_with(r.note, v_prefix);
+		-- a registration is taking it
+		CONTINUE WHEN NOT pg_try_advisory_xact_lock(hashtext('medpro.spare'), hashtext(r.datname::text));
+		IF r.note = v_mark AND v_have < size THEN
+			v_have := v_have + 1;
+		ELSE
+			PERFORM medpro.autonomous(format('DROP DATABASE IF EXISTS %I WITH (FORCE)', r.datname));
+		END IF;
+	END LOOP;
+	WHILE v_have < size LOOP
+		v_name := 'medpro_spare_' || replace(gen_random_uuid()::text, '-', '');
+		PERFORM medpro.autonomous(format('CREATE DATABASE %I TEMPLATE %I', v_name, v_tpl));
+		PERFORM medpro.autonomous(format('COMMENT ON DATABASE %I IS %L', v_name, v_mark));
+		PERFORM medpro.autonomous(format('REVOKE ALL ON DATABASE %I FROM PUBLIC', v_name));
+		v_have := v_have + 1;
+	END LOOP;
+	RETURN v_have;
+END
+$$;
+COMMENT ON FUNCTION medpro_fill_spare_pool(integer)
+	IS 'keeps size spare clinic databases cloned from the template at the current version, so that a registration renames one instead of copying the template; drops stale ones; returns how many are ready (operators)';
+
+REVOKE ALL ON FUNCTION medpro_fill_spare_pool(integer) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION medpro_fill_spare_pool(integer) TO medpro_operator;
+
 REVOKE ALL ON FUNCTION medpro_add_migration(integer, text, text), medpro_migrate_all(integer),
 	medpro_refresh_relations(), medpro_suspend_clinic(uuid, text), medpro_reactivate_clinic(uuid),
 	medpro_drop_clinic(uuid, text) FROM PUBLIC;
