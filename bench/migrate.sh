@@ -2,8 +2,10 @@
 # bench/migrate.sh [N] [M]: operating many clinics, in one run on a
 # throwaway cluster.
 #
-#   1. registers N real clinics (default 200), one transaction each, and
-#      prints the median and mean registration time;
+#   1. registers N real clinics (default 200), one transaction each; the
+#      first 40 alternate between a spare database from the pool
+#      (medpro_fill_spare_pool(1) before each, not timed) and a clone of the
+#      template; prints the median and mean of each and their ratio;
 #   2. adds M rows for clinics at the latest version that have no database
 #      at all (default 300, so N + M = 500 clinics), and times a no-op
 #      medpro_migrate_all() over all of them (median of 5 runs): clinics at
@@ -23,27 +25,37 @@ SET client_min_messages = warning;
 CREATE EXTENSION medpro CASCADE;
 SELECT medpro.ensure_template() IS NOT NULL AS template_ready \g /dev/null
 CREATE TEMP TABLE timing (what text, ms float8);
-CREATE PROCEDURE register(n int) LANGUAGE plpgsql AS $$
+CREATE PROCEDURE register(n int, timed int) LANGUAGE plpgsql AS $$
 DECLARE
 	t0 timestamptz;
+	mode text;
 BEGIN
 	FOR i IN 1..n LOOP
+		-- the first 2 * timed alternate: a spare from the pool, then a template clone
+		mode := CASE WHEN i > 2 * timed THEN 'untimed' WHEN i % 2 = 1 THEN 'register (spare pool)' ELSE 'register (template clone)' END;
+		IF mode = 'register (spare pool)' THEN
+			PERFORM medpro_fill_spare_pool(1);
+			COMMIT;
+		END IF;
 		t0 := clock_timestamp();
 		PERFORM medpro_register_clinic(format('Bench clinic %s', i), 'FR',
 									   format('admin-%s@bench.test', gen_random_uuid()), 'bench secret 2026');
 		COMMIT;
-		INSERT INTO timing VALUES ('register', extract(epoch FROM clock_timestamp() - t0) * 1000);
+		INSERT INTO timing VALUES (mode, extract(epoch FROM clock_timestamp() - t0) * 1000);
 		COMMIT;
 	END LOOP;
 END $$;
--- one warm-up registration outside the measurement
-CALL register(1);
+-- one warm-up pair outside the measurement
+CALL register(2, 1);
 TRUNCATE timing;
-CALL register(:n - 1);
+CALL register(:n - 2, 20);
 \pset footer off
-SELECT count(*) + 1 AS "clinics registered", round((percentile_cont(0.5) WITHIN GROUP (ORDER BY ms))::numeric, 1) AS "register median ms",
-	   round(avg(ms)::numeric, 1) AS "register mean ms"
-  FROM timing WHERE what = 'register';
+SELECT what AS "register clinic", count(*) AS clinics, round((percentile_cont(0.5) WITHIN GROUP (ORDER BY ms))::numeric, 1) AS "median ms",
+	   round(avg(ms)::numeric, 1) AS "mean ms"
+  FROM timing WHERE what LIKE 'register %' GROUP BY what ORDER BY what DESC;
+SELECT round(((SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY ms) FROM timing WHERE what = 'register (template clone)') /
+			  (SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY ms) FROM timing WHERE what = 'register (spare pool)'))::numeric, 2)
+	   AS "ratio of medians (clone / spare)";
 
 -- Clinics with no database, at the latest version.
 INSERT INTO medpro.clinics (name, country, status, server, db_name, db_role, schema_version)
