@@ -79,6 +79,18 @@ SELECT medpro_create_user('sec@lifecycle.test', 'Lifecycle secretary 1', 'secret
 -- progress NOTICE).
 SELECT status, count(*), min(from_version) = max(to_version) AS unchanged, bool_and(duration IS NULL) AS no_connection
   FROM medpro_migrate_all() GROUP BY 1;
+RESET ROLE;
+-- a clinic row at the latest version whose database does not exist: no
+-- connection is attempted, so it is reported current, not failed
+INSERT INTO medpro.clinics (name, country, status, server, db_name, db_role, schema_version)
+VALUES ('Ghost', 'FR', 'active', 'local', 'lifecycle_no_such_database', 'lifecycle_no_such_role', :base) RETURNING name;
+SET ROLE regress_op;
+SET client_min_messages = warning;
+SELECT m.status, m.error FROM medpro_migrate_all() m JOIN medpro.clinics c ON c.id = m.clinic_id WHERE c.name = 'Ghost';
+RESET client_min_messages;
+RESET ROLE;
+DELETE FROM medpro.clinics WHERE name = 'Ghost';
+SET ROLE regress_op;
 
 -- Invalid SQL: its error, and no clinic (nor the template) changed.
 SELECT regress_try($$SELECT medpro_add_migration(1000, 'broken', 'ALTER TABLE no_such_table ADD COLUMN x int')$$);
