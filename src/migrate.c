@@ -23,6 +23,8 @@
 #include "utils/lsyscache.h"
 #include "utils/uuid.h"
 #include "fmgr.h"
+#include "catalog/pg_collation_d.h"
+#include "storage/lock.h"
 #include "funcapi.h"
 #include "utils/tuplestore.h"
 
@@ -332,6 +334,18 @@ migrate_ensure_template(void)
 		remote_admin_disconnect(conn);
 	}
 	PG_END_TRY();
+}
+
+void
+migrate_template_unlock(void)
+{
+	int64		key = DatumGetInt32(DirectFunctionCall1Coll(hashtext, DEFAULT_COLLATION_OID,
+														  CStringGetTextDatum("medpro.template")));
+	LOCKTAG		tag;
+
+	/* pg_advisory_xact_lock(bigint): the key's high and low halves, field 1 */
+	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, (uint32) (key >> 32), (uint32) key, 1);
+	LockRelease(&tag, ExclusiveLock, false);
 }
 
 /* SQL: medpro.template_columns() RETURNS TABLE(...) (extension owner only) */

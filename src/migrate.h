@@ -51,4 +51,11 @@ extern char *migrate_template_name(void);
 extern char *migrate_template_marker(void);
 extern void migrate_ensure_template(void);
 
+/*
+ * Release one hold of the template's advisory lock that
+ * migrate_ensure_template took, so that registrations need not wait for the
+ * rest of a long transaction (medpro_migrate_all).
+ */
+extern void migrate_template_unlock(void);
+
 #endif							/* MEDPRO_MIGRATE_H */

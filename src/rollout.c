@@ -257,6 +257,8 @@ medpro_migrate_all(PG_FUNCTION_ARGS)
 	SPI_connect();
 	/* The template first: if a migration fails there, no clinic is touched. */
 	migrate_ensure_template();
+	/* registrations clone the template meanwhile: it is at the latest version */
+	migrate_template_unlock();
 	load(&run);
 	run_clinics(&run);
 	SPI_finish();
