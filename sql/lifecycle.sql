@@ -243,6 +243,34 @@ SELECT status, attempts, count(*) FROM medpro.clinic_migration_history WHERE ver
 SELECT count(*) FILTER (WHERE schema_version = latest_version) AS at_latest FROM medpro.clinic_status;
 RESET ROLE;
 
+-- The same from a second session: pg_cancel_backend on a running
+-- medpro_migrate_all (migration 1003, 0.3 s per clinic, run in the background).
+SET ROLE regress_op;
+SELECT medpro_add_migration(1003, 'referrer', 'SELECT pg_sleep(0.3); ALTER TABLE patients ADD COLUMN referrer text');
+RESET ROLE;
+TRUNCATE bg_run;
+\! bash test/lifecycle_bg.sh start
+SELECT count(pg_cancel_backend(pid)) AS cancelled FROM pg_stat_activity
+ WHERE query LIKE 'INSERT INTO public.bg_run%' AND state = 'active';
+\! bash test/lifecycle_bg.sh wait
+SELECT count(*) AS bg_rows FROM bg_run;
+CREATE TEMP TABLE after_cancel2 AS
+SELECT c.id, c.schema_version >= 1003 AS central,
+	   (SELECT v FROM in_clinic(c.id, 'SELECT (count(*) > 0)::text FROM medpro_schema_migrations WHERE version = 1003') v)::boolean AS recorded,
+	   (SELECT v FROM in_clinic(c.id, $$SELECT (count(*) > 0)::text FROM information_schema.columns WHERE table_name = 'patients' AND column_name = 'referrer'$$) v)::boolean AS has_column
+  FROM medpro.clinics c WHERE c.deleted_at IS NULL;
+SELECT count(*) FILTER (WHERE recorded) < 30 AS stopped_before_the_end,
+	   count(*) FILTER (WHERE recorded <> has_column) AS half_applied,
+	   count(*) FILTER (WHERE central AND NOT recorded) AS central_ahead
+  FROM after_cancel2;
+SET ROLE regress_op;
+SET client_min_messages = warning;
+SELECT count(*) FILTER (WHERE status IN ('migrated', 'current')) AS done, count(*) FILTER (WHERE status = 'failed') AS failed
+  FROM medpro_migrate_all(4);
+RESET client_min_messages;
+SELECT status, attempts, count(*) FROM medpro.clinic_migration_history WHERE version = 1003 GROUP BY 1, 2 ORDER BY 2;
+RESET ROLE;
+
 -- An applied migration changed in one clinic database (b) is refused there.
 SELECT in_clinic(:'b', $$UPDATE medpro_schema_migrations SET checksum = 'tampered' WHERE version = 1000 RETURNING version::text$$) AS tampered;
 SET ROLE regress_op;
