@@ -181,6 +181,8 @@ SELECT pg_temp.try(s) AS outcome FROM (VALUES
 	($$SELECT * FROM medpro_jwt_decode('a.b.c', decode(repeat('0c', 48), 'hex'), 'HS512')$$),
 	($$SELECT * FROM medpro_jwt_decode(NULL, 'secret')$$),
 	($$SELECT medpro_jwt_verify(NULL, 'secret')$$)) v(s);
+-- Algorithm names: unknown ones, and RS256, ES256, EdDSA, which are known but
+-- refuse a secret (sql/jwt_asym.sql tests the asymmetric algorithms).
 SELECT left(a, 12) AS algorithm, pg_temp.try(format('SELECT medpro_jwt_sign(%L, %s, %L)', '{}', :'k64', a)) AS sign,
        pg_temp.try(format('SELECT medpro_jwt_verify(%L, %s, %L)', 'a.b.c', :'k64', a)) AS verify,
        pg_temp.try(format('SELECT * FROM medpro_jwt_decode(%L, %s, %L)', 'a.b.c', :'k64', a)) AS decode

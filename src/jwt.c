@@ -4,8 +4,9 @@
  *	  (RFC 7519).
  *
  * This file owns:
- *	  - the table of JWS algorithms medpro knows (today HS256, HS384, HS512;
- *		the table is where RS*, PS*, ES* and EdDSA will be added);
+ *	  - the table of JWS algorithms medpro knows (HS256/384/512 here; RS*,
+ *		PS*, ES* and EdDSA dispatch to jwt_pkey.c) and the check that a key
+ *		is of the kind its algorithm takes;
  *	  - strict unpadded base64url;
  *	  - the compact JSON serialisation of a jsonb value used when signing;
  *	  - the single-pass JSON-to-jsonb parser used when verifying, which also
@@ -17,8 +18,10 @@
  *
  * Verification order: size limits, structure, base64url of all three
  * segments, header JSON, "alg" pinned to the caller's algorithm, MAC
- * (constant-time comparison), payload JSON, time claims.  An unauthenticated
- * payload is never parsed.
+ * (constant-time comparison) or signature, payload JSON, time claims.  An
+ * unauthenticated payload is never parsed.  Asymmetric verifications first
+ * look in jwt_pkey.c's verified-token cache; a hit still checks the time
+ * claims against the clock.
  *
  * Nothing here ever puts a token, a key or a part of either into a message.
  */
@@ -44,6 +47,7 @@
 #include "utils/timestamp.h"
 
 #include "jwt.h"
+#include "jwt_pkey.h"
 #include "medpro.h"
 
 /* Deepest nesting of objects and arrays accepted in a header or payload. */
@@ -76,14 +80,15 @@
 /* What kind of key an algorithm takes. */
 typedef enum JwtKeyKind
 {
-	JWT_KEY_SECRET				/* shared secret bytes (HMAC) */
+	JWT_KEY_SECRET,				/* shared secret bytes (HMAC) */
+	JWT_KEY_PEM					/* PEM key text (jwt_pkey.c) */
 } JwtKeyKind;
 
 typedef struct JwtAlgDesc JwtAlgDesc;
 
 /*
  * Compute the signature of data under key into sig (room for
- * EVP_MAX_MD_SIZE bytes), setting *siglen.  Must not raise: it returns
+ * JWT_MAX_SIG_LEN bytes), setting *siglen.  Must not raise: it returns
  * false when the crypto library fails, after freeing everything it made.
  */
 typedef bool (*jwt_sign_fn) (const JwtAlgDesc *desc,
@@ -106,8 +111,8 @@ struct JwtAlgDesc
 	const char *name;			/* "alg" header value (RFC 7518) */
 	JwtKeyKind	keykind;
 	const char *digest;			/* OpenSSL digest name */
-	size_t		siglen;			/* signature length in bytes */
-	size_t		min_key_len;	/* shortest key accepted, in bytes */
+	size_t		siglen;			/* signature length in bytes (0: the key's) */
+	size_t		min_key_len;	/* shortest secret accepted (HS*), bytes */
 	jwt_sign_fn sign;
 	jwt_check_fn check;
 };
@@ -121,6 +126,15 @@ static bool jwt_hmac_check(const JwtAlgDesc *desc,
 						   const char *data, size_t len,
 						   const uint8 *sig, size_t siglen, bool *ok);
 
+static bool jwt_asym_sign(const JwtAlgDesc *desc,
+						  const uint8 *key, size_t keylen,
+						  const char *data, size_t len,
+						  uint8 *sig, size_t *siglen);
+static bool jwt_asym_check(const JwtAlgDesc *desc,
+						   const uint8 *key, size_t keylen,
+						   const char *data, size_t len,
+						   const uint8 *sig, size_t siglen, bool *ok);
+
 /* Indexed by JwtAlg. */
 static const JwtAlgDesc jwt_algs[] = {
 	{JWT_HS256, "HS256", JWT_KEY_SECRET, "SHA256", 32, 32,
@@ -129,7 +143,22 @@ static const JwtAlgDesc jwt_algs[] = {
 	jwt_hmac_sign, jwt_hmac_check},
 	{JWT_HS512, "HS512", JWT_KEY_SECRET, "SHA512", 64, 64,
 	jwt_hmac_sign, jwt_hmac_check},
+	{JWT_RS256, "RS256", JWT_KEY_PEM, "SHA256", 0, 0, jwt_asym_sign, jwt_asym_check},
+	{JWT_RS384, "RS384", JWT_KEY_PEM, "SHA384", 0, 0, jwt_asym_sign, jwt_asym_check},
+	{JWT_RS512, "RS512", JWT_KEY_PEM, "SHA512", 0, 0, jwt_asym_sign, jwt_asym_check},
+	{JWT_PS256, "PS256", JWT_KEY_PEM, "SHA256", 0, 0, jwt_asym_sign, jwt_asym_check},
+	{JWT_PS384, "PS384", JWT_KEY_PEM, "SHA384", 0, 0, jwt_asym_sign, jwt_asym_check},
+	{JWT_PS512, "PS512", JWT_KEY_PEM, "SHA512", 0, 0, jwt_asym_sign, jwt_asym_check},
+	{JWT_ES256, "ES256", JWT_KEY_PEM, "SHA256", 64, 0, jwt_asym_sign, jwt_asym_check},
+	{JWT_ES384, "ES384", JWT_KEY_PEM, "SHA384", 96, 0, jwt_asym_sign, jwt_asym_check},
+	{JWT_ES512, "ES512", JWT_KEY_PEM, "SHA512", 132, 0, jwt_asym_sign, jwt_asym_check},
+	{JWT_EDDSA, "EdDSA", JWT_KEY_PEM, NULL, 64, 0, jwt_asym_sign, jwt_asym_check},
 };
+
+/* The hint listing what jwt_alg_from_name accepts. */
+#define JWT_ALG_HINT \
+	"The supported algorithms are HS256, HS384, HS512, RS256, RS384, RS512, " \
+	"PS256, PS384, PS512, ES256, ES384, ES512 and EdDSA."
 
 #define JWT_NALGS	lengthof(jwt_algs)
 
@@ -203,16 +232,16 @@ jwt_alg_from_name(const char *name)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("unsupported JWT algorithm \"%s\"", name),
 				 errdetail("Unsecured JWTs are never accepted."),
-				 errhint("The supported algorithms are HS256, HS384 and HS512.")));
+				 errhint(JWT_ALG_HINT)));
 	if (jwt_alg_name_printable(name))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("unsupported JWT algorithm \"%s\"", name),
-				 errhint("The supported algorithms are HS256, HS384 and HS512.")));
+				 errhint(JWT_ALG_HINT)));
 	ereport(ERROR,
 			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 			 errmsg("unsupported JWT algorithm"),
-			 errhint("The supported algorithms are HS256, HS384 and HS512.")));
+			 errhint(JWT_ALG_HINT)));
 	pg_unreachable();
 }
 
@@ -223,11 +252,21 @@ jwt_alg_name(JwtAlg alg)
 	return jwt_desc(alg)->name;
 }
 
-/* jwt_alg_min_key_len: shortest key accepted for alg, in bytes. */
+/*
+ * jwt_alg_min_key_len: shortest secret accepted for an HS* alg, in bytes;
+ * 0 for the asymmetric algorithms (their PEM keys are checked when parsed).
+ */
 size_t
 jwt_alg_min_key_len(JwtAlg alg)
 {
 	return jwt_desc(alg)->min_key_len;
+}
+
+/* jwt_alg_is_hmac: does alg take a shared secret? */
+bool
+jwt_alg_is_hmac(JwtAlg alg)
+{
+	return jwt_desc(alg)->keykind == JWT_KEY_SECRET;
 }
 
 /*
@@ -242,6 +281,45 @@ jwt_check_key_len(const JwtAlgDesc *desc, size_t keylen)
 				 errmsg("HMAC key too short for %s", desc->name),
 				 errdetail("The key has %zu bytes; RFC 7518 section 3.2 requires at least %zu.",
 						   keylen, desc->min_key_len)));
+}
+
+/*
+ * Raise 22023 unless key is of the kind desc takes, before any MAC or
+ * signature is computed: a secret of the right length that is not PEM text
+ * for HS*, a PEM key of the right type (a private key when for_sign) for
+ * the others (jwt_pkey_prepare).  Returns the signature length.
+ */
+static size_t
+jwt_check_key(const JwtAlgDesc *desc, const uint8 *key, size_t keylen,
+			  bool for_sign)
+{
+	if (desc->keykind == JWT_KEY_PEM)
+		return jwt_pkey_prepare(desc->alg, key, keylen, for_sign);
+	if (jwt_key_is_pem(key, keylen))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("key for %s must be a shared secret, not a PEM key", desc->name),
+				 errdetail("PEM keys are for RS*, PS*, ES* and EdDSA; HMAC takes the secret bytes themselves."),
+				 errhint("Pass the secret, or pin the algorithm of the key.")));
+	jwt_check_key_len(desc, keylen);
+	return desc->siglen;
+}
+
+/* Asymmetric signing and checking: see jwt_sign_fn, jwt_check_fn. */
+static bool
+jwt_asym_sign(const JwtAlgDesc *desc, const uint8 *key, size_t keylen,
+			  const char *data, size_t len, uint8 *sig, size_t *siglen)
+{
+	return jwt_pkey_sign(desc->alg, key, keylen, data, len,
+						 sig, JWT_MAX_SIG_LEN, siglen);
+}
+
+static bool
+jwt_asym_check(const JwtAlgDesc *desc, const uint8 *key, size_t keylen,
+			   const char *data, size_t len,
+			   const uint8 *sig, size_t siglen, bool *ok)
+{
+	return jwt_pkey_verify(desc->alg, key, keylen, data, len, sig, siglen, ok);
 }
 
 /* ----------------------------------------------------------------------
@@ -689,7 +767,7 @@ jwt_json_to_utf8(StringInfo buf, const char *what)
 
 /*
  * jwt_sign: see jwt.h.  The result is palloc'd in the caller's context.
- * Raises 22023 for a short key, a payload that is not an object, and a
+ * Raises 22023 for an unfit key, a payload that is not an object, and a
  * token medpro itself would refuse as too large.
  */
 char *
@@ -700,12 +778,13 @@ jwt_sign(Jsonb *payload, const uint8 *key, size_t keylen,
 	MemoryContext caller;
 	StringInfoData json;
 	StringInfoData out;
-	uint8		sig[EVP_MAX_MD_SIZE];
+	uint8		sig[JWT_MAX_SIG_LEN];
 	size_t		siglen;
+	size_t		expect_siglen;
 	bool		ok;
 	char	   *result;
 
-	jwt_check_key_len(desc, keylen);
+	expect_siglen = jwt_check_key(desc, key, keylen, true);
 	if (payload == NULL || !JB_ROOT_IS_OBJECT(payload) || JB_ROOT_IS_SCALAR(payload))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -716,7 +795,8 @@ jwt_sign(Jsonb *payload, const uint8 *key, size_t keylen,
 				 errmsg("kid is too long"),
 				 errdetail("The encoded header would have more than %d bytes.",
 						   JWT_MAX_HEADER_LEN)));
-	jwt_hmac_prepare(desc);
+	if (desc->keykind == JWT_KEY_SECRET)
+		jwt_hmac_prepare(desc);
 
 	caller = jwt_scratch_begin();
 
@@ -744,7 +824,7 @@ jwt_sign(Jsonb *payload, const uint8 *key, size_t keylen,
 	/* Payload: compact JSON of the jsonb */
 	resetStringInfo(&json);
 	if (!jwt_jsonb_compact(&json, &payload->root, JWT_MAX_TOKEN_LEN) ||
-		out.len + B64URL_LEN(json.len) + 1 + B64URL_LEN(desc->siglen) > JWT_MAX_TOKEN_LEN)
+		out.len + B64URL_LEN(json.len) + 1 + B64URL_LEN(expect_siglen) > JWT_MAX_TOKEN_LEN)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("payload is too large for a token"),
@@ -752,7 +832,7 @@ jwt_sign(Jsonb *payload, const uint8 *key, size_t keylen,
 						   JWT_MAX_TOKEN_LEN)));
 	jwt_json_to_utf8(&json, "payload");
 	b64url_encode(&out, (const uint8 *) json.data, json.len);
-	if (out.len + 1 + B64URL_LEN(desc->siglen) > JWT_MAX_TOKEN_LEN)
+	if (out.len + 1 + B64URL_LEN(expect_siglen) > JWT_MAX_TOKEN_LEN)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("payload is too large for a token"),
@@ -1354,14 +1434,35 @@ jwt_time_claim(const JwtMember *m, const char *not_number,
 }
 
 /*
+ * The time checks on parsed claims, shared by the full pipeline and a
+ * verified-token cache hit.  Returns NULL or the reason.
+ */
+static const char *
+jwt_check_times(const JwtTimes *t, TimestampTz now, int leeway)
+{
+	int64		leeway_us = (int64) leeway * USECS_PER_SEC;
+
+	/* RFC 7519 4.1.4: valid only while now < exp (plus leeway) */
+	if (now - leeway_us >= t->exp_us)
+		return "expired";
+	/* RFC 7519 4.1.5: valid only from nbf (minus leeway) */
+	if (t->has_nbf && now + leeway_us < t->nbf_us)
+		return "not yet valid";
+	if (t->has_iat && t->iat_us > now + leeway_us)
+		return "issued in the future";
+	return NULL;
+}
+
+/*
  * The body of jwt_verify, in scratch memory.  Returns NULL when the token
- * is valid, else the reason.
+ * is valid, else the reason.  times->valid is set once the signature
+ * verified and the payload and its time claims parsed.
  */
 static const char *
 jwt_verify_internal(const char *token, size_t len,
 					const uint8 *key, size_t keylen, const JwtAlgDesc *desc,
 					TimestampTz now, int leeway, MemoryContext caller,
-					JwtResult *res)
+					JwtResult *res, JwtTimes *times)
 {
 	JwtSegments seg;
 	JwtParse	ps;
@@ -1371,7 +1472,6 @@ jwt_verify_internal(const char *token, size_t len,
 	uint8	   *body;
 	size_t		bodylen;
 	bool		match;
-	int64		leeway_us = (int64) leeway * USECS_PER_SEC;
 	int64		exp_us = 0;
 	int64		nbf_us = 0;
 	int64		iat_us = 0;
@@ -1437,15 +1537,13 @@ jwt_verify_internal(const char *token, size_t len,
 			return reason;
 	}
 
-	/* RFC 7519 4.1.4: valid only while now < exp (plus leeway) */
-	if (now - leeway_us >= exp_us)
-		return "expired";
-	/* RFC 7519 4.1.5: valid only from nbf (minus leeway) */
-	if (ps.members[CLM_NBF].present && now + leeway_us < nbf_us)
-		return "not yet valid";
-	if (ps.members[CLM_IAT].present && iat_us > now + leeway_us)
-		return "issued in the future";
-	return NULL;
+	times->exp_us = exp_us;
+	times->has_nbf = ps.members[CLM_NBF].present;
+	times->nbf_us = nbf_us;
+	times->has_iat = ps.members[CLM_IAT].present;
+	times->iat_us = iat_us;
+	times->valid = true;
+	return jwt_check_times(times, now, leeway);
 }
 
 /*
@@ -1461,25 +1559,41 @@ jwt_verify(const char *token, size_t len,
 	const JwtAlgDesc *desc = jwt_desc(alg);
 	MemoryContext caller;
 	const char *reason;
+	JwtTimes	times;
 
 	res->valid = false;
 	res->reason = NULL;
 	res->header = NULL;
 	res->payload = NULL;
+	memset(&times, 0, sizeof(times));
 
-	jwt_check_key_len(desc, keylen);
+	jwt_check_key(desc, key, keylen, false);
 	if (TIMESTAMP_NOT_FINITE(now))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("verification time must be finite")));
 	if (leeway < 0)
 		leeway = 0;
-	jwt_hmac_prepare(desc);
+	if (desc->keykind == JWT_KEY_SECRET)
+		jwt_hmac_prepare(desc);
+	else if (jwt_token_cache_get(alg, key, keylen, token, len, &times,
+								 &res->header, &res->payload))
+	{
+		/* verified before: only the clock can have changed the outcome */
+		reason = jwt_check_times(&times, now, leeway);
+		res->valid = (reason == NULL);
+		res->reason = reason;
+		return;
+	}
 
 	caller = jwt_scratch_begin();
 	reason = jwt_verify_internal(token, len, key, keylen, desc, now, leeway,
-								 caller, res);
+								 caller, res, &times);
 	jwt_scratch_end(caller);
+
+	if (desc->keykind == JWT_KEY_PEM && times.valid)
+		jwt_token_cache_put(alg, key, keylen, token, len, &times,
+							res->header, res->payload);
 
 	res->valid = (reason == NULL);
 	res->reason = reason;
@@ -1543,7 +1657,7 @@ jwt_arg_alg(FunctionCallInfo fcinfo, int argno)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("unsupported JWT algorithm"),
-				 errhint("The supported algorithms are HS256, HS384 and HS512.")));
+				 errhint(JWT_ALG_HINT)));
 	memcpy(name, VARDATA_ANY(t), len);
 	name[len] = '\0';
 	return jwt_alg_from_name(name);
@@ -1567,7 +1681,8 @@ jwt_arg_time(FunctionCallInfo fcinfo, int argno)
 
 /*
  * The key argument number argno for alg.  Its length is checked before it
- * is detoasted, so that no copy exists when that check raises.  A text key
+ * is detoasted, so that no copy exists when that check raises (for HS* the
+ * secret's minimum, for PEM keys JWT_MAX_PEM_LEN).  A text key
  * stands for its UTF-8 bytes; in a database whose encoding is not UTF-8 it
  * must be ASCII (convert non-ASCII keys with convert_to(key, 'UTF8')).
  */
@@ -1583,7 +1698,13 @@ jwt_arg_key(FunctionCallInfo fcinfo, int argno, bool is_text, JwtAlg alg,
 		jwt_null_arg("key");
 	d = PG_GETARG_DATUM(argno);
 	rawlen = toast_raw_datum_size(d) - VARHDRSZ;
-	jwt_check_key_len(jwt_desc(alg), rawlen);
+	if (jwt_alg_is_hmac(alg))
+		jwt_check_key_len(jwt_desc(alg), rawlen);
+	else if (rawlen > JWT_MAX_PEM_LEN)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("key for %s is too large", jwt_alg_name(alg)),
+				 errdetail("A PEM key may have at most %d bytes.", JWT_MAX_PEM_LEN)));
 
 	v = PG_DETOAST_DATUM_PACKED(d);
 	k->data = (const uint8 *) VARDATA_ANY(v);
@@ -1621,6 +1742,28 @@ jwt_key_release(JwtKeyArg *k)
 		pfree(k->copy);
 		k->copy = NULL;
 	}
+}
+
+/*
+ * Check the key argument number argno for alg as verify would (raising
+ * 22023 when it is unfit), for a call whose token is missing.
+ */
+static void
+jwt_arg_key_check_only(FunctionCallInfo fcinfo, int argno, bool is_text,
+					   JwtAlg alg)
+{
+	JwtKeyArg	key;
+
+	jwt_arg_key(fcinfo, argno, is_text, alg, &key);
+	PG_TRY();
+	{
+		jwt_check_key(jwt_desc(alg), key.data, key.len, false);
+	}
+	PG_FINALLY();
+	{
+		jwt_key_release(&key);
+	}
+	PG_END_TRY();
 }
 
 /*
@@ -1709,8 +1852,7 @@ jwt_sql_verify(FunctionCallInfo fcinfo, bool text_key)
 	if (token == NULL)
 	{
 		/* arguments first: a bad key is an error whatever the token */
-		jwt_check_key_len(jwt_desc(alg),
-						  toast_raw_datum_size(PG_GETARG_DATUM(1)) - VARHDRSZ);
+		jwt_arg_key_check_only(fcinfo, 1, text_key, alg);
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION),
 				 errmsg("invalid token: %s", reason)));
@@ -1756,8 +1898,7 @@ jwt_sql_decode(FunctionCallInfo fcinfo, bool text_key)
 		token = jwt_arg_token(fcinfo, 0, &reason);
 		if (token == NULL)
 		{
-			jwt_check_key_len(jwt_desc(alg),
-							  toast_raw_datum_size(PG_GETARG_DATUM(1)) - VARHDRSZ);
+			jwt_arg_key_check_only(fcinfo, 1, text_key, alg);
 			res.valid = false;
 			res.reason = reason;
 			res.header = NULL;
