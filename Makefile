@@ -15,11 +15,7 @@ CLINIC_MIGRATIONS = $(sort $(wildcard sql/clinic/[0-9][0-9][0-9]_*.sql))
 DATA_built  = $(EXT_SCRIPT)
 EXTRA_CLEAN = $(EXT_SCRIPT) results/ regression.diffs regression.out
 
-<<<<<<< HEAD
-REGRESS      = setup jwt crypto auth tenant provision routing routing_failure encoding dump lifecycle
-=======
-REGRESS      = setup jwt jwt_asym crypto auth tenant provision routing routing_failure encoding dump
->>>>>>> main
+REGRESS      = setup jwt jwt_asym crypto auth tenant provision routing routing_failure encoding dump lifecycle
 
 PG_CONFIG  ?= pg_config
 PG_CPPFLAGS = -I$(srcdir)/src -I$(shell $(PG_CONFIG) --includedir)
