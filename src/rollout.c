@@ -25,18 +25,21 @@
  * migration is rolled back and the clinic is left at its last version.
  *
  * Central bookkeeping (clinics.schema_version and last_error,
- * clinic_migrations with error, attempts and duration) is written through
- * the loopback, each row in its own autonomous transaction, as soon as the
- * clinic database has committed: it survives a cancel or a later rollback
- * of the caller's transaction.  If the run is interrupted between a
- * remote COMMIT and its central record, the next run finds the version in
- * the clinic database and records it without applying it again.
+ * clinic_migrations with error, attempts and duration) is written on a
+ * connection of the run to this database, as the bootstrap superuser, each
+ * statement in a transaction of its own, queued as soon as the clinic
+ * database has committed (or failed) and sent while the slots go on: it
+ * survives a later rollback of the caller's transaction.  If the run is
+ * interrupted between a remote COMMIT and its central record, the next run
+ * finds the version in the clinic database and records it without applying
+ * it again.
  */
 #include "postgres.h"
 
 #include "access/xact.h"
 #include "catalog/pg_collation_d.h"
 #include "catalog/pg_type.h"
+#include "commands/dbcommands.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "funcapi.h"
@@ -141,7 +144,20 @@ typedef struct Run
 	int			busy;
 	int			reported;
 	TimestampTz last_report;
+	/* central bookkeeping: a connection to this database and its queue */
+	PGconn	   *central;
+	List	   *cw_queue;		/* of CentralWrite *, not sent yet */
+	bool		cw_busy;		/* a write is in flight */
+	PGresult   *cw_error;		/* its error result, if any */
 } Run;
+
+/* One central write: a statement with text parameters. */
+typedef struct CentralWrite
+{
+	const char *sql;
+	int			nparams;
+	char	   *values[4];
+} CentralWrite;
 
 static void run_clinics(Run *run);
 static void slot_start(Run *run, Slot *slot, int clinic);
@@ -156,6 +172,9 @@ static void emit(Run *run, const char *clinic_id, int from, int to,
 static void progress(Run *run, bool force);
 static char *result_error(PGresult *res, PGconn *conn);
 static int	migration_index(Run *run, int version);
+static void central_write(Run *run, const char *sql, int nparams, const char *const *values);
+static void central_kick(Run *run);
+static void central_advance(Run *run);
 
 /* The advisory lock medpro takes on a clinic (hashtext keys, as in SQL). */
 static void
@@ -260,6 +279,7 @@ medpro_migrate_all(PG_FUNCTION_ARGS)
 	/* registrations clone the template meanwhile: it is at the latest version */
 	migrate_template_unlock();
 	load(&run);
+	run.central = remote_admin_connect(get_database_name(MyDatabaseId));
 	run_clinics(&run);
 	SPI_finish();
 	MemoryContextDelete(run.cxt);
@@ -309,16 +329,19 @@ run_clinics(Run *run)
 				if (run->slots[i].state != SLOT_FREE)
 					active++;
 			progress(run, false);
-			if (active == 0 && next >= run->nclinics)
+			central_kick(run);
+			if (active == 0 && next >= run->nclinics && !run->cw_busy)
 				break;
-			if (active == 0)
+			if (active == 0 && !run->cw_busy)
 				continue;
 
 			/* Wait for the latch or any slot's socket. */
 			now = GetCurrentTimestamp();
-			set = CreateWaitEventSet(CurrentMemoryContext, active + 2);
+			set = CreateWaitEventSet(CurrentMemoryContext, active + 3);
 			AddWaitEventToSet(set, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, NULL);
 			AddWaitEventToSet(set, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, NULL, NULL);
+			if (run->cw_busy)
+				AddWaitEventToSet(set, WL_SOCKET_READABLE, PQsocket(run->central), NULL, run);
 			for (i = 0; i < run->nslots; i++)
 			{
 				Slot	   *slot = &run->slots[i];
@@ -337,8 +360,8 @@ run_clinics(Run *run)
 					ev = WL_SOCKET_READABLE;
 				AddWaitEventToSet(set, ev, PQsocket(slot->conn), NULL, slot);
 			}
-			events = palloc(sizeof(WaitEvent) * (active + 2));
-			nevents = WaitEventSetWait(set, timeout, events, active + 2, PG_WAIT_EXTENSION);
+			events = palloc(sizeof(WaitEvent) * (active + 3));
+			nevents = WaitEventSetWait(set, timeout, events, active + 3, PG_WAIT_EXTENSION);
 			FreeWaitEventSet(set);
 
 			for (i = 0; i < nevents; i++)
@@ -351,10 +374,15 @@ run_clinics(Run *run)
 			}
 			for (i = 0; i < nevents; i++)
 			{
-				Slot	   *slot = (Slot *) events[i].user_data;
+				if (events[i].user_data == run)
+					central_advance(run);
+				else if (events[i].user_data != NULL)
+				{
+					Slot	   *slot = (Slot *) events[i].user_data;
 
-				if (slot != NULL && slot->state != SLOT_FREE)
-					slot_advance(run, slot);
+					if (slot->state != SLOT_FREE)
+						slot_advance(run, slot);
+				}
 			}
 			pfree(events);
 
@@ -384,9 +412,15 @@ run_clinics(Run *run)
 			PQclear(slot->last);
 			slot->last = NULL;
 		}
+		PQclear(run->cw_error);
+		run->cw_error = NULL;
+		remote_admin_disconnect(run->central);
+		run->central = NULL;
 		PG_RE_THROW();
 	}
 	PG_END_TRY();
+	remote_admin_disconnect(run->central);
+	run->central = NULL;
 	progress(run, true);
 }
 
@@ -537,7 +571,7 @@ record_applied(Run *run, Slot *slot, int m)
 											   TimestampTzGetDatum(GetCurrentTimestamp()),
 											   TimestampTzGetDatum(slot->mig_started ? slot->mig_started : slot->started)));
 	values[3] = DatumGetCString(DirectFunctionCall1(interval_out, IntervalPGetDatum(iv)));
-	remote_autonomous_exec("WITH m AS ("
+	central_write(run, "WITH m AS ("
 						   " INSERT INTO medpro.clinic_migrations AS cm (clinic_id, version, checksum, status, duration)"
 						   " VALUES ($1::pg_catalog.uuid, $2::pg_catalog.int4, $3, 'applied', $4::pg_catalog.interval)"
 						   " ON CONFLICT (clinic_id, version) DO UPDATE SET status = 'applied', error = NULL,"
@@ -558,7 +592,7 @@ record_catch_up(Run *run, Slot *slot, int version)
 
 	values[0] = run->clinics[slot->clinic].id;
 	values[1] = psprintf("%d", version);
-	remote_autonomous_exec("WITH m AS ("
+	central_write(run, "WITH m AS ("
 						   " INSERT INTO medpro.clinic_migrations AS cm (clinic_id, version, checksum, status)"
 						   " SELECT $1::pg_catalog.uuid, g.version, g.checksum, 'applied' FROM medpro.migrations g"
 						   "  WHERE g.version OPERATOR(pg_catalog.<=) $2::pg_catalog.int4"
@@ -591,7 +625,7 @@ record_failed(Run *run, Slot *slot, int m, const char *error)
 	values[1] = m >= 0 ? psprintf("%d", run->migs[m].version) : NULL;
 	values[2] = m >= 0 ? run->migs[m].checksum : NULL;
 	values[3] = error;
-	remote_autonomous_exec("WITH m AS ("
+	central_write(run, "WITH m AS ("
 						   " INSERT INTO medpro.clinic_migrations AS cm (clinic_id, version, checksum, status, error)"
 						   " SELECT $1::pg_catalog.uuid, $2::pg_catalog.int4, $3, 'failed', $4"
 						   "  WHERE $2::pg_catalog.int4 IS NOT NULL"
@@ -876,3 +910,75 @@ migration_index(Run *run, int version)
 			return i;
 	return -1;
 }
+
+/*
+ * Central bookkeeping.  Each write is one statement in a transaction of its
+ * own on a connection of this run to this database (as the bootstrap
+ * superuser), so it survives a rollback of the caller's transaction.  Writes
+ * are queued and sent one at a time while the slots go on, in the order
+ * they were made; an error aborts the run.  After a cancel, writes not yet
+ * sent are lost: the clinic databases stay the truth, and the next run
+ * records what it finds there.
+ */
+static void
+central_write(Run *run, const char *sql, int nparams, const char *const *values)
+{
+	MemoryContext old = MemoryContextSwitchTo(run->cxt);
+	CentralWrite *w = palloc0(sizeof(CentralWrite));
+	int			i;
+
+	Assert(nparams <= lengthof(w->values));
+	w->sql = sql;
+	w->nparams = nparams;
+	for (i = 0; i < nparams; i++)
+		w->values[i] = values[i] ? pstrdup(values[i]) : NULL;
+	run->cw_queue = lappend(run->cw_queue, w);
+	MemoryContextSwitchTo(old);
+	central_kick(run);
+}
+
+/* Send the next queued write when none is in flight. */
+static void
+central_kick(Run *run)
+{
+	CentralWrite *w;
+
+	if (run->cw_busy || run->cw_queue == NIL)
+		return;
+	w = linitial(run->cw_queue);
+	run->cw_queue = list_delete_first(run->cw_queue);
+	if (!PQsendQueryParams(run->central, w->sql, w->nparams, NULL,
+						   (const char *const *) w->values, NULL, NULL, 0))
+		remote_report_error(ERROR, NULL, run->central, "recording the rollout centrally");
+	run->cw_busy = true;
+}
+
+/* The central connection is readable: collect the write's result. */
+static void
+central_advance(Run *run)
+{
+	if (!PQconsumeInput(run->central))
+		remote_report_error(ERROR, NULL, run->central, "recording the rollout centrally");
+	while (run->cw_busy && !PQisBusy(run->central))
+	{
+		PGresult   *res = PQgetResult(run->central);
+
+		if (res == NULL)
+		{
+			PGresult   *err = run->cw_error;
+
+			run->cw_error = NULL;
+			run->cw_busy = false;
+			if (err)
+				remote_report_error(ERROR, err, run->central, "recording the rollout centrally");
+			central_kick(run);
+			break;
+		}
+		if (PQresultStatus(res) != PGRES_COMMAND_OK && PQresultStatus(res) != PGRES_TUPLES_OK &&
+			run->cw_error == NULL)
+			run->cw_error = res;
+		else
+			PQclear(res);
+	}
+}
+
