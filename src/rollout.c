@@ -279,7 +279,6 @@ medpro_migrate_all(PG_FUNCTION_ARGS)
 	/* registrations clone the template meanwhile: it is at the latest version */
 	migrate_template_unlock();
 	load(&run);
-	run.central = remote_admin_connect(get_database_name(MyDatabaseId));
 	run_clinics(&run);
 	SPI_finish();
 	MemoryContextDelete(run.cxt);
@@ -934,6 +933,9 @@ central_write(Run *run, const char *sql, int nparams, const char *const *values)
 		w->values[i] = values[i] ? pstrdup(values[i]) : NULL;
 	run->cw_queue = lappend(run->cw_queue, w);
 	MemoryContextSwitchTo(old);
+	/* connected on first use: a run with nothing to do opens no connection */
+	if (run->central == NULL)
+		run->central = remote_admin_connect(get_database_name(MyDatabaseId));
 	central_kick(run);
 }
 
@@ -943,7 +945,7 @@ central_kick(Run *run)
 {
 	CentralWrite *w;
 
-	if (run->cw_busy || run->cw_queue == NIL)
+	if (run->cw_busy || run->cw_queue == NIL || run->central == NULL)
 		return;
 	w = linitial(run->cw_queue);
 	run->cw_queue = list_delete_first(run->cw_queue);
