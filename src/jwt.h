@@ -11,6 +11,8 @@
 #include "datatype/timestamp.h"
 #include "utils/jsonb.h"
 
+#include "jose.h"
+
 typedef enum JwtAlg
 {
 	JWT_HS256,
@@ -52,6 +54,14 @@ extern bool jwt_alg_is_hmac(JwtAlg alg);
 extern void jwt_token_cache_reset(void);
 
 /*
+ * Wipe and free this backend's cached keyed HMAC contexts and the copies of
+ * their keys (they are also wiped on eviction and at backend exit; a key
+ * with new bytes never matches an old entry, so this is hygiene, e.g. after
+ * a key is retired).
+ */
+extern void jwt_hmac_cache_reset(void);
+
+/*
  * Sign payload (a jsonb object) and return the compact token, palloc'd.
  * The header is {"alg":..., "typ":"JWT"} plus "kid" when kid is not NULL;
  * header and payload are serialised as compact JSON.  For HS* the key is
@@ -72,7 +82,8 @@ extern char *jwt_sign(Jsonb *payload, const uint8 *key, size_t keylen,
  *	"header is not a JSON object", "payload is not a JSON object",
  *	"NUL character in JSON string", "duplicate member in header",
  *	"duplicate member in payload", "number out of range", "missing alg",
- *	"algorithm not allowed", "unsupported crit header", "signature mismatch",
+ *	"algorithm not allowed", "typ not allowed", "malformed crit header",
+ *	"unsupported crit header", "signature mismatch",
  *	"missing exp", "exp is not a number", "exp is not a valid time",
  *	"nbf is not a number", "nbf is not a valid time", "iat is not a number",
  *	"iat is not a valid time", "expired", "not yet valid",
@@ -104,6 +115,20 @@ extern void jwt_verify(const char *token, size_t len,
 					   const uint8 *key, size_t keylen, JwtAlg alg,
 					   TimestampTz now, int leeway, JwtResult *res);
 
+/* What jwt_verify_opts builds besides the verdict. */
+#define JWT_VERIFY_HEADER	0x01	/* res->header */
+#define JWT_VERIFY_PAYLOAD	0x02	/* res->payload */
+
+/*
+ * jwt_verify with a choice of results: the checks are the same, but only
+ * the jsonb values named in flags are built (res->header and res->payload
+ * stay NULL otherwise).  jwt_verify is flags = both.
+ */
+extern void jwt_verify_opts(const char *token, size_t len,
+							const uint8 *key, size_t keylen, JwtAlg alg,
+							TimestampTz now, int leeway, int flags,
+							JwtResult *res);
+
 /*
  * Decode only the header of token, without checking anything but its
  * syntax (used to find the "kid" before the key is known).  Returns NULL
@@ -112,8 +137,8 @@ extern void jwt_verify(const char *token, size_t len,
 extern Jsonb *jwt_peek_header(const char *token, size_t len, const char **reason);
 
 /* Largest token accepted, in bytes; checked before any decoding. */
-#define JWT_MAX_TOKEN_LEN	8192
+#define JWT_MAX_TOKEN_LEN	JOSE_MAX_TOKEN_LEN
 /* Largest encoded header accepted, in bytes. */
-#define JWT_MAX_HEADER_LEN	1024
+#define JWT_MAX_HEADER_LEN	JOSE_MAX_HEADER_LEN
 
 #endif							/* MEDPRO_JWT_H */
