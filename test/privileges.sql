@@ -76,7 +76,8 @@ SELECT set_eq($$SELECT sig FROM ext_funcs WHERE has_function_privilege('medpro_a
 	ARRAY['medpro_login(text,text)', 'medpro_authenticate(text,boolean)', 'medpro_pre_request()',
 		  'medpro_current_clinic()', 'medpro_current_user_id()', 'medpro_current_role()',
 		  'medpro_reset()', 'medpro_create_user(text,text,text,text,text,uuid)',
-		  'medpro_revoke_tokens(uuid)',
+		  'medpro_revoke_tokens(uuid)', 'medpro_change_password(text,text)',
+		  'medpro_set_user_active(uuid,boolean)',
 		  'medpro_register_clinic(text,text,text,text,text,text,text,text,jsonb,text,text,text)',
 		  'medpro_provision_clinic(uuid)'],
 	'medpro_api may execute exactly the auth, context and user functions (plus registration, checked inside)');
