@@ -86,7 +86,8 @@ SELECT set_eq($$SELECT sig FROM ext_funcs WHERE has_function_privilege('medpro_o
 	ARRAY['medpro_key_rotate(text)', 'medpro_key_retire(text)', 'medpro_create_super_admin(text,text)',
 		  'medpro_migrate_clinic(uuid,integer)', 'medpro_repair()', 'medpro.database_size(name)',
 		  'medpro.connections_internal()', 'medpro.master_key_status()',
-		  'medpro_audit_verify(uuid)', 'medpro_audit_prune(interval)'],
+		  'medpro_audit_verify(uuid)', 'medpro_audit_prune(interval)',
+		  'medpro_rotate_clinic_key(uuid,integer)'],
 	'medpro_operator may execute exactly these functions beyond medpro_api''s');
 SELECT is((SELECT array_agg(sig) FROM ext_funcs f WHERE sig LIKE 'medpro.%'
 			AND has_function_privilege('medpro_api', f.oid, 'EXECUTE')), NULL,
@@ -163,6 +164,7 @@ SELECT is((SELECT array_agg(r || ':' || t || '.' || c) FROM
 			(VALUES ('medpro.users', 'password_hash'), ('medpro.keys', 'secret_sealed'),
 					('medpro.clinics', 'db_password_sealed'), ('medpro.servers', 'conninfo_sealed'),
 					('medpro.audit_log', 'old_data'), ('medpro.audit_log', 'row_hash'),
+					('medpro.clinic_keys', 'key_sealed'),
 					('medpro.audit_heads', 'head_hash'), ('medpro.audit_checkpoints', 'signature'),
 					('medpro.audit_log', 'new_data')) AS s(t, c)
 			WHERE has_column_privilege(r, t, c, 'SELECT')), NULL,
