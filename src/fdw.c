@@ -14,6 +14,13 @@
  * clinic B in a later transaction, and a plan made for a doctor masks for
  * a secretary.  A qual on a masked column is never sent to the clinic
  * database: it would filter on the clear value.  See docs/routing.md.
+ *
+ * Encrypted columns (option encrypted, fieldcrypt.h) are handled by
+ * fieldcrypt.c through five small hooks here: deparse_column (the fetch
+ * expression), the INSERT / UPDATE targets (fieldcrypt_deparse_target),
+ * modify_params (fieldcrypt_encode), make_tuple (fieldcrypt_decode) and the
+ * blind-index quals (fieldcrypt_qual_column / _deparse_qual in planning,
+ * fieldcrypt_translate_params in create_cursor).
  */
 #include "postgres.h"
 
