@@ -10,8 +10,8 @@
  *
  * It links new audit rows into their clinic's hash chain when their
  * transaction commits: a row trigger remembers each new row's id, and the
- * pre-commit callback passes them to medpro.audit_link() (30_audit.sql),
- * which takes each chain's head lock only for the rest of the commit.
+ * pre-commit callback appends them to their chains (30_audit.sql documents
+ * the hash), holding each chain's lock only for the rest of the commit.
  *
  * It also signs and checks the checkpoints that replace pruned prefixes of
  * the audit hash chains (sql/ext/30_audit.sql): HMAC-SHA256 under a key
@@ -217,9 +217,28 @@ medpro_audit_log_inserted(PG_FUNCTION_ARGS)
 }
 
 /*
+ * Run a prepared statement of the linking with the latest snapshot, as RI
+ * triggers do: at REPEATABLE READ or SERIALIZABLE the transaction's own
+ * snapshot would not see the chain head another transaction committed
+ * since, and the head is serialised by the advisory lock instead.
+ */
+static void
+exec_latest(SPIPlanPtr plan, Datum *args)
+{
+	int			rc = SPI_execute_snapshot(plan, args, NULL, GetLatestSnapshot(),
+										  InvalidSnapshot, false, true, 0);
+
+	if (rc < 0)
+		elog(ERROR, "audit chain statement failed: %s", SPI_result_code_string(rc));
+}
+
+/*
  * Link the remembered rows now, as the extension owner with a pinned
- * search_path.  Rows rolled back by a subtransaction are skipped by
- * medpro.audit_link itself.
+ * search_path.  For each chain in turn (ordered, so that two committing
+ * transactions cannot deadlock) it takes a transaction-level advisory lock
+ * on the chain, then appends the transaction's rows of that chain, in id
+ * order, after the head.  Rows rolled back by a subtransaction, and rows
+ * that came with their link (a restored dump), are skipped.
  */
 static void
 link_pending(void)
@@ -248,16 +267,73 @@ link_pending(void)
 							 true, 0, false);
 	PG_TRY();
 	{
-		int			rc;
+		SPIPlanPtr	lock_plan;
+		SPIPlanPtr	head_plan;
+		SPIPlanPtr	link_plan;
+		uint64		nrows;
+		int64	   *ids;
+		char	  **chains;
+		char	   *locked = NULL;
 
-		/* at pre-commit no portal holds a snapshot any more */
+		/*
+		 * At pre-commit no portal holds a snapshot any more; the rows the
+		 * last command inserted must be visible to this one.
+		 */
+		CommandCounterIncrement();
 		PushActiveSnapshot(GetTransactionSnapshot());
 		SPI_connect();
-		rc = SPI_execute_with_args("SELECT medpro.audit_link($1)", 1,
-								   (Oid[]) {INT8ARRAYOID},
-								   (Datum[]) {PointerGetDatum(arr)}, NULL, false, 0);
-		if (rc != SPI_OK_SELECT)
-			elog(ERROR, "audit_link failed: %s", SPI_result_code_string(rc));
+		if (SPI_execute_with_args("SELECT id, medpro.audit_chain_of(clinic_id)::pg_catalog.text "
+								  "  FROM medpro.audit_log "
+								  " WHERE id OPERATOR(pg_catalog.=) ANY ($1) AND row_hash IS NULL "
+								  " ORDER BY 2, 1",
+								  1, (Oid[]) {INT8ARRAYOID}, (Datum[]) {PointerGetDatum(arr)},
+								  NULL, false, 0) != SPI_OK_SELECT)
+			elog(ERROR, "could not read the audit rows to link");
+		nrows = SPI_processed;
+		ids = palloc(sizeof(int64) * Max(nrows, 1));
+		chains = palloc(sizeof(char *) * Max(nrows, 1));
+		for (i = 0; i < (int) nrows; i++)
+		{
+			bool		isnull;
+
+			ids[i] = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
+			chains[i] = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2);
+		}
+
+		lock_plan = SPI_prepare("SELECT pg_catalog.pg_advisory_xact_lock(1835361360, pg_catalog.hashtext($1))",
+								1, (Oid[]) {TEXTOID});
+		head_plan = SPI_prepare("INSERT INTO medpro.audit_heads (chain, seq, head_hash) "
+								"VALUES ($1::pg_catalog.uuid, 0, medpro.audit_genesis($1::pg_catalog.uuid)) "
+								"ON CONFLICT (chain) DO NOTHING", 1, (Oid[]) {TEXTOID});
+		link_plan = SPI_prepare("WITH h AS (SELECT seq, head_hash FROM medpro.audit_heads "
+								"            WHERE chain OPERATOR(pg_catalog.=) $2::pg_catalog.uuid), "
+								"     l AS (UPDATE medpro.audit_log l "
+								"              SET chain_seq = h.seq OPERATOR(pg_catalog.+) 1, prev_hash = h.head_hash, "
+								"                  row_hash = medpro.audit_row_hash(h.head_hash, h.seq OPERATOR(pg_catalog.+) 1, l) "
+								"             FROM h WHERE l.id OPERATOR(pg_catalog.=) $1 "
+								"            RETURNING l.chain_seq, l.row_hash) "
+								"UPDATE medpro.audit_heads a SET seq = l.chain_seq, head_hash = l.row_hash "
+								"  FROM l WHERE a.chain OPERATOR(pg_catalog.=) $2::pg_catalog.uuid",
+								2, (Oid[]) {INT8OID, TEXTOID});
+		if (lock_plan == NULL || head_plan == NULL || link_plan == NULL)
+			elog(ERROR, "could not prepare the audit chain statements: %s",
+				 SPI_result_code_string(SPI_result));
+		for (i = 0; i < (int) nrows; i++)
+		{
+			Datum		args[2];
+
+			args[0] = Int64GetDatum(ids[i]);
+			args[1] = CStringGetTextDatum(chains[i]);
+			if (locked == NULL || strcmp(locked, chains[i]) != 0)
+			{
+				exec_latest(lock_plan, args + 1);
+				exec_latest(head_plan, args + 1);
+				locked = chains[i];
+			}
+			exec_latest(link_plan, args);
+			if (SPI_processed != 1)
+				elog(ERROR, "could not link audit row " INT64_FORMAT, ids[i]);
+		}
 		SPI_finish();
 		PopActiveSnapshot();
 	}

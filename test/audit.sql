@@ -7,7 +7,7 @@
 -- The tampering and the pruning run in transactions that are rolled back.
 \set ON_ERROR_STOP 1
 SET client_min_messages = warning;
-SELECT plan(41);
+SELECT plan(43);
 
 DO $$
 BEGIN
@@ -97,6 +97,24 @@ SELECT is((SELECT count(DISTINCT l.chain_seq) FROM medpro.audit_log l WHERE l.ac
 	'every row got a link of its own');
 SELECT is((SELECT max(chain_seq) FROM medpro.audit_log WHERE clinic_id = :'cb'), 201::bigint, 'the links of clinic B are 1 to 201, without a gap');
 SELECT is((SELECT row(valid, rows_checked)::text FROM medpro_audit_verify(:'cb')), '(t,201)', 'the concurrent chain verifies: no fork');
+-- The same at REPEATABLE READ: the head is read with the latest snapshot.
+SELECT count(*) AS connected FROM generate_series(1, 8) i, LATERAL dblink_connect('tap_w' || i, pg_temp.conninfo());
+SELECT count(*) AS rr FROM generate_series(1, 8) i,
+	LATERAL dblink_exec('tap_w' || i, 'SET default_transaction_isolation = ''repeatable read''');
+SELECT count(*) AS sent FROM generate_series(1, 8) i, LATERAL dblink_send_query('tap_w' || i, format($q$
+	DO $w$
+	BEGIN
+		FOR n IN 1..25 LOOP
+			PERFORM medpro.audit_append(%L, NULL, 'tap_concurrent_rr', 'writer', %L, NULL,
+										jsonb_build_object('n', n), NULL);
+			COMMIT;
+		END LOOP;
+	END $w$$q$, :'cb', i));
+SELECT count(*) AS done FROM generate_series(1, 8) i, LATERAL dblink_get_result('tap_w' || i) AS t(r text);
+SELECT count(*) AS disconnected FROM generate_series(1, 8) i, LATERAL dblink_disconnect('tap_w' || i);
+SELECT is((SELECT count(*) FROM medpro.audit_log WHERE action = 'tap_concurrent_rr' AND row_hash IS NOT NULL), 200::bigint,
+	'8 REPEATABLE READ writers appended and linked 200 rows, none failed');
+SELECT is((SELECT row(valid, rows_checked)::text FROM medpro_audit_verify(:'cb')), '(t,401)', '... into the same valid chain');
 
 CREATE FUNCTION pg_temp.state(stmt text) RETURNS text LANGUAGE plpgsql AS $$
 DECLARE
@@ -145,10 +163,10 @@ ROLLBACK;
 SELECT is(:'r8'::text, ('(f,100,"audit row missing")')::text, 'a row deleted from the middle of the chain is caught');
 BEGIN;
 ALTER TABLE medpro.audit_log DISABLE TRIGGER USER;
-DELETE FROM medpro.audit_log WHERE clinic_id = :'cb' AND chain_seq = 201;
+DELETE FROM medpro.audit_log WHERE clinic_id = :'cb' AND chain_seq = 401;
 SELECT ((SELECT row(valid, broken_seq, problem)::text FROM medpro_audit_verify(:'cb')))::text AS r9 \gset
 ROLLBACK;
-SELECT is(:'r9'::text, ('(f,201,"links missing at the end of the chain")')::text, 'removing the newest row is caught by the head');
+SELECT is(:'r9'::text, ('(f,401,"links missing at the end of the chain")')::text, 'removing the newest row is caught by the head');
 BEGIN;
 ALTER TABLE medpro.audit_log DISABLE TRIGGER USER;
 UPDATE medpro.audit_log SET new_data = '{"n": 0}' WHERE clinic_id = :'cb' AND chain_seq = 50;

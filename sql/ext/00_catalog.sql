@@ -150,7 +150,7 @@ CREATE FUNCTION medpro.audit_log_refuse_change() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
 	-- The one change allowed: sealing a new row into its hash chain
-	-- (medpro.audit_link, at commit), which sets only the link columns.
+	-- (src/audit.c, at commit), which sets only the link columns.
 	IF TG_OP = 'UPDATE' AND TG_TABLE_NAME = 'audit_log' AND TG_LEVEL = 'ROW' THEN
 		IF OLD.row_hash IS NULL AND NEW.row_hash IS NOT NULL
 		   AND (NEW.id, NEW.clinic_id, NEW.user_id, NEW.action, NEW.entity, NEW.entity_id,

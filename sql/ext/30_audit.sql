@@ -20,8 +20,10 @@ REVOKE ALL ON FUNCTION medpro.audit_append(uuid, uuid, text, text, text, jsonb, 
 -- Every audit row is linked into the chain of its clinic (clinic_id NULL:
 -- the chain 00000000-0000-0000-0000-000000000000) when its transaction
 -- commits: a row trigger remembers the row, and audit.c's pre-commit
--- callback calls medpro.audit_link(), which locks the chain's head row (FOR
--- UPDATE), so concurrent writers take turns and never fork the chain, and the
+-- callback takes a transaction-level advisory lock on the chain and appends
+-- the row after the chain's head (medpro.audit_heads), reading the head with
+-- the latest snapshot (as RI triggers do, so REPEATABLE READ writers work
+-- too): concurrent writers take turns and never fork the chain, and the
 -- lock is held only from the commit's start to its end.  (A deferred
 -- constraint trigger cannot be queued inside the routing FDW's
 -- security-restricted audit writes.)  The link is the row's columns
@@ -90,40 +92,6 @@ AS $$
 $$;
 COMMENT ON FUNCTION medpro.audit_row_hash(bytea, bigint, medpro.audit_log)
 	IS 'internal: sha256 of the previous link and the canonical text of an audit row (epoch with microseconds, jsonb text), in the database encoding';
-
-CREATE FUNCTION medpro.audit_link(ids bigint[]) RETURNS void
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-	r medpro.audit_log;
-	v_chain uuid;
-	v_seq bigint;
-	v_prev bytea;
-	v_hash bytea;
-BEGIN
-	-- chains in a fixed order, so two committing transactions never deadlock
-	FOR r IN
-		SELECT l.* FROM medpro.audit_log l
-		 WHERE l.id = ANY (ids) AND l.row_hash IS NULL
-		 ORDER BY medpro.audit_chain_of(l.clinic_id), l.id
-	LOOP
-		v_chain := medpro.audit_chain_of(r.clinic_id);
-		INSERT INTO medpro.audit_heads (chain, seq, head_hash)
-		VALUES (v_chain, 0, medpro.audit_genesis(v_chain))
-		ON CONFLICT (chain) DO NOTHING;
-		SELECT h.seq, h.head_hash INTO v_seq, v_prev
-		  FROM medpro.audit_heads h WHERE h.chain = v_chain FOR UPDATE;
-		v_seq := v_seq + 1;
-		v_hash := medpro.audit_row_hash(v_prev, v_seq, r);
-		UPDATE medpro.audit_log l SET chain_seq = v_seq, prev_hash = v_prev, row_hash = v_hash
-		 WHERE l.id = r.id;
-		UPDATE medpro.audit_heads h SET seq = v_seq, head_hash = v_hash WHERE h.chain = v_chain;
-	END LOOP;
-END
-$$;
-COMMENT ON FUNCTION medpro.audit_link(bigint[])
-	IS 'internal: links audit rows into their clinics'' chains (called by audit.c when the transaction commits)';
 
 CREATE FUNCTION medpro.audit_log_inserted() RETURNS trigger
 	AS 'MODULE_PATHNAME', 'medpro_audit_log_inserted' LANGUAGE C;
