@@ -5,7 +5,9 @@
  * This file owns the FDW handler and validator, the deparsing of remote
  * SQL, scans (a cursor fetching medpro.fetch_size rows per round trip),
  * INSERT / UPDATE / DELETE with RETURNING (row identity: the id column),
- * masking of columns by application role, and the audit rows of writes.
+ * masking of columns by application role, the checks of validated
+ * columns before a write (validate 'ssn', with the clinic's country), and
+ * the audit rows of writes.
  *
  * Nothing in a plan depends on the clinic or the role: the clinic
  * connection is chosen from the tenant context when a scan or modify
@@ -67,6 +69,7 @@
 #include "audit.h"
 #include "fdw.h"
 #include "fieldcrypt.h"
+#include "identifiers.h"
 #include "medpro.h"
 #include "remote.h"
 #include "tenant.h"
@@ -84,6 +87,10 @@
 #define MASK_NONE	0
 #define MASK_HIDE	1			/* NULL */
 #define MASK_LAST2	2			/* '*' for every character but the last two */
+
+/* Column checks made here before a write (option validate). */
+#define VALIDATE_NONE	0
+#define VALIDATE_SSN	1		/* medpro_valid_ssn(clinic country, value) */
 
 /* Planner state of a foreign table (baserel->fdw_private). */
 typedef struct FdwRelInfo
@@ -138,6 +145,8 @@ typedef struct FdwModifyState
 	bool		apply_masks;
 	FieldCrypt *fc;				/* encrypted columns, or NULL */
 	AttrNumber	id_attno;		/* the id column */
+	char	   *validators;		/* VALIDATE_* per attnum - 1 */
+	char		country[3];		/* the clinic's, when a column is validated */
 	PGconn	   *conn;
 	AttrNumber	rowid_attno;	/* junk id in the subplan's output */
 	FmgrInfo	rowid_flinfo;
@@ -245,6 +254,76 @@ column_masks(Relation rel)
 		}
 	}
 	return masks;
+}
+
+/* VALIDATE_* for each column of rel (indexed by attnum - 1), palloc'd. */
+static char *
+column_validators(Relation rel, bool *any)
+{
+	TupleDesc	tupdesc = RelationGetDescr(rel);
+	char	   *validators = palloc0(Max(tupdesc->natts, 1));
+	int			i;
+
+	*any = false;
+	for (i = 0; i < tupdesc->natts; i++)
+	{
+		ListCell   *lc;
+
+		if (TupleDescAttr(tupdesc, i)->attisdropped)
+			continue;
+		foreach(lc, GetForeignColumnOptions(RelationGetRelid(rel), i + 1))
+		{
+			DefElem    *def = lfirst_node(DefElem, lc);
+
+			if (strcmp(def->defname, "validate") == 0 &&
+				strcmp(defGetString(def), "ssn") == 0)
+			{
+				validators[i] = VALIDATE_SSN;
+				*any = true;
+			}
+		}
+	}
+	return validators;
+}
+
+/* Arguments of read_clinic_country. */
+typedef struct CountryArgs
+{
+	const pg_uuid_t *clinic;
+	char	   *country;		/* 3 bytes */
+} CountryArgs;
+
+/* The country of a clinic, read from medpro.clinics as the owner. */
+static void
+read_clinic_country(void *arg)
+{
+	CountryArgs *args = (CountryArgs *) arg;
+
+	SPI_connect();
+	if (SPI_execute_with_args("SELECT country FROM medpro.clinics WHERE id = $1",
+							  1, (Oid[]) {UUIDOID}, (Datum[]) {UUIDPGetDatum(args->clinic)},
+							  NULL, true, 1) != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "could not read the clinic's country");
+	strlcpy(args->country, SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1), 3);
+	SPI_finish();
+}
+
+/*
+ * Check the value of a validated column about to be written; raises 23514
+ * naming the rule, never the value.
+ */
+static void
+validate_value(FdwModifyState *fmstate, int attnum, const char *value)
+{
+	if (fmstate->validators[attnum - 1] == VALIDATE_SSN &&
+		!ident_valid_ssn(fmstate->country, value))
+		ereport(ERROR,
+				(errcode(ERRCODE_CHECK_VIOLATION),
+				 errmsg("invalid social security number"),
+				 errdetail("Column \"%s\" must hold a valid %s (check digits).",
+						   NameStr(TupleDescAttr(RelationGetDescr(fmstate->rel), attnum - 1)->attname),
+						   strcmp(fmstate->country, "FR") == 0 ? "French NIR" : "Spanish NUSS"),
+				 err_generic_string(PG_DIAG_CONSTRAINT_NAME, "patients_social_security_number_check")));
 }
 
 /* Whether an application role sees masked columns masked (fail closed). */
@@ -1347,6 +1426,17 @@ fdwBeginForeignModify(ModifyTableState *mtstate, ResultRelInfo *rinfo,
 				 errmsg("the id of a row with encrypted columns cannot change")));
 	fmstate->attinmeta = TupleDescGetAttInMetadata(tupdesc);
 	fmstate->owner = fmstate->rel->rd_rel->relowner;
+	{
+		bool		any;
+
+		fmstate->validators = column_validators(fmstate->rel, &any);
+		if (any)
+		{
+			CountryArgs args = {&fmstate->clinic_id, fmstate->country};
+
+			run_as_owner(fmstate->owner, read_clinic_country, &args);
+		}
+	}
 	table_options(RelationGetRelid(fmstate->rel), &fmstate->entity,
 				  &fmstate->soft_delete);
 
@@ -1457,15 +1547,23 @@ modify_params(FdwModifyState *fmstate, TupleTableSlot *slot,
 													  attnum - 1)->attname))));
 			if (fieldcrypt_is_encrypted(fmstate->fc, attnum))
 			{
-				fieldcrypt_encode(fmstate->fc, attnum,
-								  isnull ? NULL : OutputFunctionCall(&fmstate->param_flinfo[i], v),
-								  row_id, values + n);
+				/* checked in clear, then encrypted: the clinic never sees it */
+				const char *plain = isnull ? NULL : OutputFunctionCall(&fmstate->param_flinfo[i], v);
+
+				if (plain != NULL)
+					validate_value(fmstate, attnum, plain);
+				fieldcrypt_encode(fmstate->fc, attnum, plain, row_id, values + n);
 				n += FIELDCRYPT_WIDTH;
 			}
 			else if (fmstate->fc && attnum == fmstate->id_attno)
 				values[n++] = row_id;
 			else
-				values[n++] = isnull ? NULL : OutputFunctionCall(&fmstate->param_flinfo[i], v);
+			{
+				values[n] = isnull ? NULL : OutputFunctionCall(&fmstate->param_flinfo[i], v);
+				if (values[n] != NULL)
+					validate_value(fmstate, attnum, values[n]);
+				n++;
+			}
 			i++;
 		}
 	}
@@ -1809,12 +1907,24 @@ medpro_fdw_validator(PG_FUNCTION_ARGS)
 			continue;
 		}
 
+		if (catalog == AttributeRelationId && strcmp(def->defname, "validate") == 0)
+		{
+			char	   *v = defGetString(def);
+
+			if (strcmp(v, "ssn") != 0)
+				ereport(ERROR,
+						(errcode(ERRCODE_FDW_INVALID_ATTRIBUTE_VALUE),
+						 errmsg("invalid value for option \"validate\": \"%s\"", v),
+						 errhint("The valid value is \"ssn\".")));
+			continue;
+		}
+
 		if (catalog == ForeignServerRelationId)
 			valid = "schema_version";
 		else if (catalog == ForeignTableRelationId)
 			valid = "table_name, soft_delete, writers";
 		else if (catalog == AttributeRelationId)
-			valid = "mask, encrypted";
+			valid = "mask, validate, encrypted";
 		else
 			valid = NULL;
 		ereport(ERROR,

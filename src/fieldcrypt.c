@@ -107,8 +107,9 @@ storage_column(const char *col, const char *suffix)
 }
 
 /*
- * The normalised form of an identifier: spaces, dots and dashes removed,
- * ASCII letters in upper case.  22023 when longer than MAX_VALUE_LEN.
+ * The normalised form of an identifier: spaces, dots, dashes and slashes
+ * removed, ASCII letters in upper case (as identifiers.c normalises before
+ * checking).  22023 when longer than MAX_VALUE_LEN.
  */
 static char *
 normalise(const char *col, const char *v)
@@ -119,7 +120,7 @@ normalise(const char *col, const char *v)
 	initStringInfo(&buf);
 	for (p = v; *p; p++)
 	{
-		if (*p == ' ' || *p == '.' || *p == '-' || *p == '\t')
+		if (*p == ' ' || *p == '.' || *p == '-' || *p == '/')
 			continue;
 		appendStringInfoChar(&buf, (*p >= 'a' && *p <= 'z') ? *p - 'a' + 'A' : *p);
 	}

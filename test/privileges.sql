@@ -69,8 +69,11 @@ SELECT set_eq($$SELECT sig FROM ext_funcs WHERE has_function_privilege('public',
 		  'medpro_jwt_verify(text,bytea,text,timestamp with time zone)',
 		  'medpro_jwt_verify(text,text,text,timestamp with time zone)',
 		  'medpro_jwt_decode(text,bytea,text,timestamp with time zone)',
-		  'medpro_jwt_decode(text,text,text,timestamp with time zone)'],
-	'PUBLIC may execute only the pure JWT functions');
+		  'medpro_jwt_decode(text,text,text,timestamp with time zone)',
+		  'medpro_jwt_cache_stats()', 'medpro_jwt_cache_reset()',
+		  'medpro_valid_business_number(text,text)', 'medpro_valid_vat_number(text)',
+		  'medpro_valid_ssn(text,text)'],
+	'PUBLIC may execute only the pure JWT, JWT-cache and identifier-check functions');
 SELECT set_eq($$SELECT sig FROM ext_funcs WHERE has_function_privilege('medpro_api', oid, 'EXECUTE')
 				AND NOT has_function_privilege('public', oid, 'EXECUTE')$$,
 	ARRAY['medpro_login(text,text)', 'medpro_authenticate(text,boolean)', 'medpro_pre_request()',
@@ -79,8 +82,10 @@ SELECT set_eq($$SELECT sig FROM ext_funcs WHERE has_function_privilege('medpro_a
 		  'medpro_revoke_tokens(uuid)', 'medpro_change_password(text,text)',
 		  'medpro_set_user_active(uuid,boolean)',
 		  'medpro_register_clinic(text,text,text,text,text,text,text,text,jsonb,text,text,text)',
-		  'medpro_provision_clinic(uuid)'],
-	'medpro_api may execute exactly the auth, context and user functions (plus registration, checked inside)');
+		  'medpro_provision_clinic(uuid)', 'medpro_free_slots(uuid,date,interval)',
+		  'medpro_patient_export(uuid)', 'medpro_consent_sign(uuid,uuid,text,text,boolean)',
+		  'medpro_patient_erase(uuid,text)'],
+	'medpro_api may execute exactly the auth, context, user and clinic-domain functions (each checks the context inside)');
 SELECT set_eq($$SELECT sig FROM ext_funcs WHERE has_function_privilege('medpro_operator', oid, 'EXECUTE')
 				AND NOT has_function_privilege('medpro_api', oid, 'EXECUTE')$$,
 	ARRAY['medpro_key_rotate(text)', 'medpro_key_retire(text)', 'medpro_create_super_admin(text,text)',
@@ -150,7 +155,8 @@ SELECT is((SELECT array_agg(cr.db_role || ':' || rel) FROM clinic_roles cr, ext_
 	'clinic roles have no privilege on any central relation');
 SELECT set_eq($$SELECT rel FROM ext_rels WHERE has_table_privilege('medpro_operator', oid, 'SELECT')$$,
 	ARRAY['medpro.migrations', 'medpro.clinic_migrations', 'medpro.audit_trail', 'medpro.country_defaults',
-		  'medpro.consent_template_defaults', 'medpro.clinic_status', 'medpro.connections'],
+		  'medpro.consent_template_defaults', 'medpro.clinic_status', 'medpro.connections',
+		  'medpro.retention_policies'],
 	'medpro_operator reads exactly these whole relations');
 SELECT is((SELECT array_agg(rel || ':' || priv) FROM ext_rels,
 			unnest(ARRAY['INSERT', 'UPDATE', 'DELETE', 'TRUNCATE', 'REFERENCES', 'TRIGGER']) AS priv

@@ -119,6 +119,18 @@ BEGIN
 		RAISE EXCEPTION 'unknown country "%"', left(country, 16) USING ERRCODE = 'invalid_parameter_value',
 			HINT = 'Supported countries are FR and ES.';
 	END IF;
+	IF business_number IS NOT NULL
+	   AND NOT @extschema@.medpro_valid_business_number(v_country, business_number) THEN
+		RAISE EXCEPTION 'invalid business number for country %', v_country USING ERRCODE = 'invalid_parameter_value',
+			HINT = CASE v_country WHEN 'FR' THEN 'Give a SIREN (9 digits) or SIRET (14 digits).'
+				   ELSE 'Give a NIF: CIF, DNI or NIE.' END;
+	END IF;
+	IF vat_number IS NOT NULL
+	   AND (NOT @extschema@.medpro_valid_vat_number(vat_number)
+			OR upper(left(regexp_replace(vat_number, '[ ./-]', '', 'g'), 2)) <> v_country) THEN
+		RAISE EXCEPTION 'invalid VAT number for country %', v_country USING ERRCODE = 'invalid_parameter_value',
+			HINT = format('Give the clinic''s intra-EU VAT number, starting with %s.', v_country);
+	END IF;
 	IF address IS NOT NULL AND jsonb_typeof(address) <> 'object' THEN
 		RAISE EXCEPTION 'address must be a JSON object' USING ERRCODE = 'invalid_parameter_value';
 	END IF;
