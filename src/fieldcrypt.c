@@ -590,6 +590,8 @@ fieldcrypt_translate_params(FieldCrypt *fc, List *bidx_params, const char **valu
 		return;
 	if (fc == NULL)
 		elog(ERROR, "blind index parameter without an encrypted column");
+	/* a clinic without a key holds no encrypted value: match nothing */
+	load_keys(fc, false);
 	for (lc = list_head(bidx_params); lc != NULL; lc = lnext(bidx_params, lnext(bidx_params, lc)))
 	{
 		int			n = lfirst_int(lc);
@@ -597,7 +599,8 @@ fieldcrypt_translate_params(FieldCrypt *fc, List *bidx_params, const char **valu
 		const char *v = values[n - 1];
 
 		/* NULL = anything is never true: match no blind index */
-		values[n - 1] = v ? blind_index(fc, attnum, normalise(fc->colnames[attnum - 1], v)) : NULL;
+		values[n - 1] = (v && fc->nkeys > 0) ?
+			blind_index(fc, attnum, normalise(fc->colnames[attnum - 1], v)) : NULL;
 	}
 }
 

@@ -11,7 +11,7 @@
 -- server's files).
 \set ON_ERROR_STOP 1
 SET client_min_messages = warning;
-SELECT plan(45);
+SELECT plan(48);
 
 DO $$
 BEGIN
@@ -63,6 +63,19 @@ SELECT medpro_login('sec@fc-a.test', 'fieldcrypt front a') AS sec_a \gset
 SELECT medpro_login('doc@fc-b.test', 'fieldcrypt doctor b') AS doc_b \gset
 
 -- Writing and reading. --------------------------------------------------------------
+BEGIN READ ONLY;
+SELECT medpro_authenticate(:'doc_a') IS NOT NULL AS a;
+SELECT is((SELECT count(*) FROM clinic.patients WHERE social_security_number = :'ssn'), 0::bigint,
+	'searching a clinic that has no data key yet finds nothing (and creates no key)');
+COMMIT;
+BEGIN;
+SELECT medpro_authenticate(:'doc_a') IS NOT NULL AS a;
+SELECT is(pg_temp.state($$INSERT INTO clinic.patients (first_name, last_name, social_security_number) VALUES ('Bad', 'Key', '279097512345619')$$),
+	'23514', 'a number with a wrong check key is refused in clear, before encryption');
+COMMIT;
+RESET ROLE;
+SELECT is((SELECT count(*) FROM medpro.clinic_keys WHERE clinic_id = :'ca'), 0::bigint, '... and neither made a key');
+SET ROLE tap_app;
 BEGIN;
 SELECT medpro_authenticate(:'doc_a') IS NOT NULL AS a;
 WITH r AS (INSERT INTO clinic.patients (first_name, last_name, social_security_number)
