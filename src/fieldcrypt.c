@@ -628,6 +628,7 @@ medpro_rotate_clinic_key(PG_FUNCTION_ARGS)
 	int			done = 0;
 	int			i;
 	const char *pending_sql;
+	uint8		material[KEY_MATERIAL_LEN];
 
 	if (!auth_caller_is_operator())
 		ereport(ERROR,
@@ -679,8 +680,6 @@ medpro_rotate_clinic_key(PG_FUNCTION_ARGS)
 		if (!rotating)
 		{
 			/* a new version: new encryption key, the same index key */
-			uint8		material[KEY_MATERIAL_LEN];
-
 			fc.nkeys = read_keys(clinic_text, fc.keys);
 			fc.loaded = true;
 			crypto_random_bytes(material, 32);
@@ -766,6 +765,7 @@ medpro_rotate_clinic_key(PG_FUNCTION_ARGS)
 	PG_FINALLY();
 	{
 		crypto_wipe(fc.keys, sizeof(fc.keys));
+		crypto_wipe(material, sizeof(material));
 	}
 	PG_END_TRY();
 	SPI_finish();

@@ -10,7 +10,7 @@
 -- deliberately.
 \set ON_ERROR_STOP 1
 SET client_min_messages = warning;
-SELECT plan(56);
+SELECT plan(58);
 
 DO $$
 BEGIN
@@ -339,6 +339,16 @@ BEGIN;
 INSERT INTO pg_temp.tap_cve SELECT 'session recheck', medpro_current_clinic()::text;
 INSERT INTO pg_temp.tap_cve SELECT 'clinic.patients', count(*)::text FROM clinic.patients;
 COMMIT;
+-- a write: clinic data key, encryption, audit row, chain link at commit (the
+-- test's own comparisons name pg_catalog's =: an unqualified one would be
+-- the planted operator, the client's own choice)
+BEGIN;
+INSERT INTO clinic.patients (first_name, last_name, social_security_number) VALUES ('Cve', 'Planted', '185057512345673');
+UPDATE clinic.patients SET notes = 'seen' WHERE social_security_number OPERATOR(pg_catalog.=) '185057512345673';
+COMMIT;
+BEGIN;
+INSERT INTO pg_temp.tap_cve SELECT 'write', string_agg(notes, ',') FROM clinic.patients WHERE social_security_number OPERATOR(pg_catalog.=) '185057512345673';
+COMMIT;
 RESET search_path;
 SELECT medpro_reset();
 RESET ROLE;
@@ -351,6 +361,9 @@ SELECT is((SELECT outcome FROM tap_cve WHERE step = 'session recheck'), :'priv_c
 	'the session context is rechecked in a new transaction under the planted search_path');
 SELECT is((SELECT outcome FROM tap_cve WHERE step = 'clinic.patients'), '0',
 	'clinic.* works under the planted search_path');
+SELECT is((SELECT outcome FROM tap_cve WHERE step = 'write'), 'seen',
+	'writes (encryption, blind index, audit, chain) work under the planted search_path');
+SELECT is((SELECT valid FROM medpro_audit_verify(:'priv_clinic')), true, '... and the audit chain they extended verifies');
 SELECT is((SELECT array_agg(DISTINCT who) FROM tap_scratch.hits), NULL,
 	'no planted operator or function ran inside a medpro function');
 
