@@ -1,8 +1,8 @@
 /*
  * identifiers.c
  *	  Check digits of the identifiers a French or Spanish clinic deals with:
- *	  SIREN/SIRET, NIF/NIE/CIF, intra-EU VAT numbers (FR, ES), and the
- *	  social security numbers NIR (FR) and NUSS (ES).  Pure functions,
+ *	  SIREN/SIRET, NIF (DNI, NIE, K/L/M, CIF), intra-EU VAT numbers (FR,
+ *	  ES), and the social security numbers NIR (FR) and NUSS (ES).  Pure functions,
  *	  IMMUTABLE in SQL; docs/domain.md lists the rules.
  *
  * Only the arithmetic is checked: a number that passes may still not be
@@ -11,6 +11,7 @@
 #include "postgres.h"
 
 #include "fmgr.h"
+#include "mb/pg_wchar.h"
 #include "utils/builtins.h"
 
 #include "identifiers.h"
@@ -20,6 +21,7 @@
 
 /* SIREN of La Poste, whose establishments do not follow Luhn. */
 #define LA_POSTE_SIREN	"356000000"
+#define LA_POSTE_HEAD_OFFICE "35600000000048"
 
 /* DNI/NIE control letters, by remainder mod 23. */
 static const char dni_letters[] = "TRWAGMYFPDXBNJZSQVHLCKE";
@@ -113,7 +115,8 @@ check_country(const char *country)
 		return "ES";
 	ereport(ERROR,
 			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-			 errmsg("unsupported country \"%.16s\"", country),
+			 errmsg("unsupported country \"%.*s\"",
+					pg_mbcliplen(country, strlen(country), 16), country),
 			 errhint("Supported countries are FR and ES.")));
 	return NULL;				/* keep the compiler quiet */
 }
@@ -130,9 +133,10 @@ fr_siren(const char *s)
 }
 
 /*
- * SIRET: Luhn over the 14 digits, except for La Poste's establishments,
- * which share one SIREN and are numbered so that the digits add up to a
- * multiple of 5 (its head office, 35600000000048, passes Luhn).
+ * SIRET: a valid SIREN and 5 more digits, Luhn over the 14.  La Poste's
+ * establishments share one SIREN and do not follow Luhn: their digits add
+ * up to a multiple of 5 instead.  Its head office, 35600000000048, is the
+ * one La Poste SIRET numbered by Luhn (its digit sum is 26).
  */
 static bool
 fr_siret(const char *s)
@@ -140,12 +144,10 @@ fr_siret(const char *s)
 	int			sum = 0;
 	int			i;
 
-	if (strlen(s) != 14 || !all_digits(s, 14))
+	if (strlen(s) != 14 || !all_digits(s, 14) || !luhn(s, 9))
 		return false;
-	if (luhn(s, 14))
-		return true;
-	if (strncmp(s, LA_POSTE_SIREN, 9) != 0)
-		return false;
+	if (strncmp(s, LA_POSTE_SIREN, 9) != 0 || strcmp(s, LA_POSTE_HEAD_OFFICE) == 0)
+		return luhn(s, 14);
 	for (i = 0; i < 14; i++)
 		sum += s[i] - '0';
 	return sum % 5 == 0;
@@ -225,11 +227,23 @@ es_nie(const char *s)
 }
 
 /*
- * CIF (and the NIF of K, L, M persons): an entity letter, 7 digits and a
- * control.  The digits in odd positions are doubled (digits of the product
- * added), the others added; control = (10 - sum mod 10) mod 10, written as
- * a digit (A, B, E, H), as the letter JABCDEFGHI[control] (K, L, M, N, P,
- * Q, R, S, W), or either (C, D, F, G, J, U, V).
+ * NIF of a person without DNI or NIE: K (Spaniards under 14), L (Spaniards
+ * living abroad), M (foreigners without NIE), 7 digits, and the DNI letter
+ * of those 7 digits.
+ */
+static bool
+es_klm(const char *s)
+{
+	return strlen(s) == 9 && strchr("KLM", s[0]) != NULL && all_digits(s + 1, 7) &&
+		s[8] == dni_letters[digits_value(s + 1, 7) % 23];
+}
+
+/*
+ * CIF: an entity letter, 7 digits and a control.  The digits in odd
+ * positions are doubled (digits of the product added), the others added;
+ * control = (10 - sum mod 10) mod 10, written as a digit (A, B, E, H), as
+ * the letter JABCDEFGHI[control] (N, P, Q, R, S, W), or either (C, D, F, G,
+ * J, U, V).
  */
 static bool
 es_cif(const char *s)
@@ -239,7 +253,7 @@ es_cif(const char *s)
 	int			i;
 	char		c;
 
-	if (strlen(s) != 9 || strchr("ABCDEFGHJKLMNPQRSUVW", s[0]) == NULL ||
+	if (strlen(s) != 9 || strchr("ABCDEFGHJNPQRSUVW", s[0]) == NULL ||
 		!all_digits(s + 1, 7))
 		return false;
 	for (i = 0; i < 7; i++)
@@ -257,7 +271,7 @@ es_cif(const char *s)
 	c = s[8];
 	if (strchr("ABEH", s[0]) != NULL)
 		return c == '0' + control;
-	if (strchr("KLMNPQRSW", s[0]) != NULL)
+	if (strchr("NPQRSW", s[0]) != NULL)
 		return c == cif_letters[control];
 	return c == '0' + control || c == cif_letters[control];
 }
@@ -265,7 +279,7 @@ es_cif(const char *s)
 static bool
 es_nif(const char *s)
 {
-	return es_dni(s) || es_nie(s) || es_cif(s);
+	return es_dni(s) || es_nie(s) || es_klm(s) || es_cif(s);
 }
 
 /* ES VAT: ES and a NIF. */

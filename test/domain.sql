@@ -10,7 +10,7 @@
 \pset pager off
 SET client_min_messages = warning;
 
-SELECT plan(144);
+SELECT plan(186);
 
 -- Runs a query in a clinic database as the superuser (fixtures and checks).
 CREATE FUNCTION pg_temp.in_clinic(clinic uuid, query text) RETURNS text LANGUAGE sql AS $$
@@ -18,6 +18,12 @@ CREATE FUNCTION pg_temp.in_clinic(clinic uuid, query text) RETURNS text LANGUAGE
 								split_part(current_setting('unix_socket_directories'), ',', 1),
 								current_setting('port'),
 								(SELECT db_name FROM medpro.clinics WHERE id = clinic)), query) AS t(v text)
+$$;
+-- The connection string of a clinic database, as the superuser.
+CREATE FUNCTION pg_temp.clinic_conninfo(clinic uuid) RETURNS text LANGUAGE sql AS $$
+	SELECT format('host=%s port=%s dbname=%s user=postgres',
+				  split_part(current_setting('unix_socket_directories'), ',', 1),
+				  current_setting('port'), (SELECT db_name FROM medpro.clinics WHERE id = clinic))
 $$;
 -- SQLSTATE and hint of the error a statement raises ('' when none).
 CREATE FUNCTION pg_temp.hint_of(stmt text) RETURNS text LANGUAGE plpgsql AS $$
@@ -77,11 +83,69 @@ SELECT lives_ok($$INSERT INTO clinic.patients (first_name, last_name) VALUES ('H
 SELECT lives_ok($$INSERT INTO clinic.patients (first_name, last_name) VALUES ('Œdipe', 'Roi')$$, 'a ligature name');
 SELECT throws_ok($$INSERT INTO clinic.patients (first_name, last_name) VALUES ('oedipe', 'ROI')$$,
 				 '23505', NULL, 'duplicate: the ligature œ folds to oe');
+-- Unicode spellings of the same name: combining accents (NFD), a no-break
+-- space, Unicode hyphens and dashes, an invisible zero-width space, a
+-- typographic ligature.
+SELECT throws_ok($$INSERT INTO clinic.patients (first_name, last_name) VALUES (E'He\u0301le\u0300ne', 'Dupont-Durand')$$,
+				 '23505', format('duplicate patient: patient %s has the same email or name', :'helene_number'),
+				 'duplicate: combining accents (decomposed é, è) fold like precomposed ones');
+SELECT throws_ok($$INSERT INTO clinic.patients (first_name, last_name) VALUES ('Hélène', E'Dupont\u00a0Durand')$$,
+				 '23505', NULL, 'duplicate: a no-break space is a space');
+SELECT throws_ok($$INSERT INTO clinic.patients (first_name, last_name) VALUES ('Hélène', E'Dupont\u2010Durand')$$,
+				 '23505', NULL, 'duplicate: U+2010 HYPHEN is a hyphen');
+SELECT throws_ok($$INSERT INTO clinic.patients (first_name, last_name) VALUES ('Hélène', E'Dupont \u2013 Durand')$$,
+				 '23505', NULL, 'duplicate: an en dash is a hyphen');
+SELECT throws_ok($$INSERT INTO clinic.patients (first_name, last_name) VALUES (E'H\u00e9l\u00ad\u00e8ne', E'Dupont-\u200bDurand\u200b')$$,
+				 '23505', NULL, 'duplicate: zero-width space and soft hyphen are ignored');
+SELECT throws_ok($$INSERT INTO clinic.patients (first_name, last_name) VALUES (E'\u0152DIPE', 'roi')$$,
+				 '23505', NULL, 'duplicate: the capital ligature Œ in an upper-case name');
+SELECT lives_ok($$INSERT INTO clinic.patients (first_name, last_name) VALUES (E'\ufb01lom\u00e8ne', 'Durand')$$,
+				'a name with the typographic ligature ﬁ');
+SELECT throws_ok($$INSERT INTO clinic.patients (first_name, last_name) VALUES ('Filomene', 'DURAND')$$,
+				 '23505', NULL, 'duplicate: the ligature ﬁ folds to fi');
+SELECT is(pg_temp.in_clinic(:'fr', $$SELECT medpro_fold_name(E' \u1e9e\u00f8\u0142 O\u2019Br\u00ffan-\uff2d\uff41\uff52\uff54\u00ednez ')$$),
+		  'ssol o bryan martinez', 'medpro_fold_name: capital ß, ø, ł, typographic apostrophe, full-width letters');
 SELECT throws_ok(format($$UPDATE clinic.patients SET first_name = 'Helene', last_name = 'Dupont Durand' WHERE id = %L$$, :'jean'),
 				 '23505', format('duplicate patient: patient %s has the same email or name', :'helene_number'),
 				 'an update that makes a duplicate is refused too');
 SELECT lives_ok(format($$UPDATE clinic.patients SET phone = '+33 1 23 45 67 89', email = 'helene.dupont@example.test' WHERE id = %L$$, :'helene'),
 				'changing a patient''s email case does not make the patient a duplicate of itself');
+
+-- Emails: surrounding white space is not part of the address, and a blank
+-- email is no email (two patients without one are no duplicates).
+SELECT throws_ok($$INSERT INTO clinic.patients (first_name, last_name, email) VALUES ('Other', 'Person', E' helene.dupont@example.test\t')$$,
+				 '23505', format('duplicate patient: patient %s has the same email or name', :'helene_number'),
+				 'duplicate: the same email with white space around it');
+INSERT INTO clinic.patients (first_name, last_name, email) VALUES ('Sans', 'Courriel', '') RETURNING id AS blank1 \gset
+SELECT lives_ok($$INSERT INTO clinic.patients (first_name, last_name, email) VALUES ('Aucun', 'Courriel', '  ')$$,
+				'two patients with a blank email are not duplicates');
+SELECT is((SELECT count(*)::int FROM clinic.patients WHERE last_name = 'Courriel' AND email IS NULL), 2,
+		  'a blank email is stored as NULL');
+
+-- Under REPEATABLE READ the trigger's snapshot cannot see a concurrent
+-- insert committed after it was taken; the unique indexes still refuse the
+-- duplicate.  Two sessions in the clinic database, interleaved by hand.
+SELECT dblink_connect('rr1', pg_temp.clinic_conninfo(:'fr')) AS c \gset
+SELECT dblink_connect('rr2', pg_temp.clinic_conninfo(:'fr')) AS c \gset
+SELECT dblink_exec('rr1', 'BEGIN ISOLATION LEVEL REPEATABLE READ') AS c \gset
+SELECT dblink_exec('rr2', 'BEGIN ISOLATION LEVEL REPEATABLE READ') AS c \gset
+SELECT v AS c FROM dblink('rr1', 'SELECT count(*)::text FROM patients') AS t(v text) \gset
+SELECT v AS c FROM dblink('rr2', 'SELECT count(*)::text FROM patients') AS t(v text) \gset
+SELECT dblink_exec('rr1', $$INSERT INTO patients (first_name, last_name, email) VALUES ('Rita', 'Repeatable', 'rita@example.test')$$) AS c \gset
+SELECT dblink_exec('rr1', 'COMMIT') AS c \gset
+SELECT throws_ok($$SELECT dblink_exec('rr2', 'INSERT INTO patients (first_name, last_name) VALUES (''RITA'', ''repeatable'')')$$,
+				 '23505', NULL, 'REPEATABLE READ: a concurrent duplicate name is refused by the unique index');
+SELECT dblink_exec('rr2', 'ROLLBACK') AS c \gset
+SELECT dblink_exec('rr2', 'BEGIN ISOLATION LEVEL REPEATABLE READ') AS c \gset
+SELECT v AS c FROM dblink('rr2', 'SELECT count(*)::text FROM patients') AS t(v text) \gset
+SELECT dblink_exec('rr1', $$INSERT INTO patients (first_name, last_name, email) VALUES ('Ruth', 'Repeatable', 'ruth@example.test')$$) AS c \gset
+SELECT throws_ok($$SELECT dblink_exec('rr2', 'INSERT INTO patients (first_name, last_name, email) VALUES (''Other'', ''Name'', ''RUTH@example.test'')')$$,
+				 '23505', NULL, 'REPEATABLE READ: a concurrent duplicate email is refused by the unique index');
+SELECT dblink_exec('rr2', 'ROLLBACK') AS c \gset
+SELECT dblink_disconnect('rr1') AS c \gset
+SELECT dblink_disconnect('rr2') AS c \gset
+SELECT is(pg_temp.in_clinic(:'fr', $$SELECT count(*)::text FROM patients WHERE last_name = 'Repeatable'$$), '2',
+		  'only the first session''s patients exist');
 
 -- A soft-deleted patient no longer blocks.
 INSERT INTO clinic.patients (first_name, last_name, email) VALUES ('Zoé', 'Leroy', 'zoe@example.test') RETURNING id AS zoe \gset
@@ -145,6 +209,13 @@ SELECT throws_ok(format($$INSERT INTO clinic.appointments (patient_id, practitio
 						  VALUES (%L, %L, '2026-06-02 10:00+02', '2026-06-02 10:00+02')$$, :'jean', :'doc'),
 				 '23514', 'new row for relation "appointments" violates check constraint "appointments_time_order"',
 				 'end_time must be after start_time');
+SELECT throws_ok(format($$INSERT INTO clinic.appointments (patient_id, practitioner_id, start_time, end_time)
+						  VALUES (%L, %L, '-infinity', 'infinity')$$, :'jean', :'doc2'),
+				 '23514', 'new row for relation "appointments" violates check constraint "appointments_time_finite_check"',
+				 'an appointment from -infinity to infinity is refused');
+SELECT throws_ok(format($$INSERT INTO clinic.appointments (patient_id, practitioner_id, start_time, end_time)
+						  VALUES (%L, %L, '2026-06-02 10:00+02', 'infinity')$$, :'jean', :'doc2'),
+				 '23514', NULL, 'an appointment without end is refused');
 SELECT throws_ok(format($$UPDATE clinic.appointments SET start_time = '2026-06-01 09:10+02', end_time = '2026-06-01 09:40+02'
 						  WHERE practitioner_id = %L AND start_time = '2026-06-01 08:30+02'$$, :'doc'),
 				 '23P01', NULL, 'moving an appointment onto another is refused');
@@ -195,6 +266,12 @@ SELECT throws_ok(format($$SELECT * FROM medpro_free_slots(%L, '2026-03-29', '0 m
 				 '22023', 'slot must be between 1 minute and 24 hours', 'a zero slot is refused');
 SELECT throws_ok(format($$SELECT * FROM medpro_free_slots(%L, '2026-03-29', '1 day')$$, :'doc'),
 				 '22023', 'slot must be between 1 minute and 24 hours', 'a slot of a calendar day is refused');
+SELECT throws_ok(format($$SELECT * FROM medpro_free_slots(%L, 'infinity', '30 minutes')$$, :'doc'),
+				 '22023', 'day must be a finite date', 'an infinite day is refused');
+SELECT throws_ok(format($$SELECT * FROM medpro_free_slots(%L, '2026-03-29', NULL)$$, :'doc'),
+				 '22023', 'practitioner, day and slot must not be null', 'a NULL slot is refused');
+SELECT throws_ok(format($$SELECT * FROM medpro_free_slots(%L, '2026-03-29', '-30 minutes')$$, :'doc'),
+				 '22023', 'slot must be between 1 minute and 24 hours', 'a negative slot is refused');
 SELECT throws_ok($$SELECT * FROM medpro_free_slots('00000000-0000-4000-8000-000000000000', '2026-03-29', '30 minutes')$$,
 				 '22023', 'practitioner 00000000-0000-4000-8000-000000000000 does not exist', 'an unknown practitioner');
 UPDATE clinic.practitioners SET working_hours = '{"sunday": [{"start": "25:00", "end": "26:00"}]}' WHERE id = :'doc2';
@@ -240,6 +317,18 @@ SELECT is((SELECT items -> 0 ->> 'tax_rate' || ' ' || (items -> 0 ->> 'vat_exemp
 SELECT is((SELECT items -> 1 ->> 'subtotal' || ' ' || (items -> 1 ->> 'tax_amount') || ' ' || (items -> 1 ->> 'total')
 			 FROM clinic.documents WHERE id = :'inv1'), '10.00 2.00 12.00', 'each line carries its rounded amounts');
 
+INSERT INTO clinic.documents (document_type, patient_id, items, legal_mention)
+VALUES ('invoice', :'jean', '[{"description": "Consultation", "quantity": 1, "unit_price": 25}]', '  ')
+RETURNING legal_mention AS blank_mention, id AS blank_mention_doc \gset
+SELECT is(:'blank_mention'::text, 'TVA non applicable, article 261-4-1° du CGI', 'a blank legal mention is replaced by the exemption mention');
+SELECT is((SELECT legal_mention FROM clinic.documents WHERE id = :'blank_mention_doc'), 'TVA non applicable, article 261-4-1° du CGI',
+		  'and stored so');
+INSERT INTO clinic.documents (document_type, patient_id, items, legal_mention)
+VALUES ('invoice', :'jean', '[{"description": "Consultation", "quantity": 1, "unit_price": 25}]', 'Payable à réception.')
+RETURNING legal_mention AS own_mention \gset
+SELECT is(:'own_mention'::text, E'Payable à réception.\nTVA non applicable, article 261-4-1° du CGI',
+		  'a client''s own legal mention is completed with the exemption mention');
+DELETE FROM clinic.documents WHERE document_type = 'invoice' AND patient_id = :'jean' AND status = 'draft';
 INSERT INTO clinic.documents (document_type, patient_id, items)
 VALUES ('quote', :'helene', '[{"description": "a", "quantity": 1, "unit_price": 0.333, "tax_rate": 20},
 							   {"description": "b", "quantity": 1, "unit_price": 0.333, "tax_rate": 20},
@@ -266,6 +355,15 @@ SELECT throws_ok(format($$INSERT INTO clinic.documents (document_type, patient_i
 SELECT throws_ok(format($$INSERT INTO clinic.documents (document_type, patient_id, items)
 						  VALUES ('invoice', %L, '[{"description": "x", "quantity": "2", "unit_price": 10}]')$$, :'helene'),
 				 '22023', 'item 1: quantity must be a number', 'a quantity as a string');
+SELECT throws_ok(format($$INSERT INTO clinic.documents (document_type, patient_id, items)
+						  VALUES ('invoice', %L, jsonb_build_array(jsonb_build_object('description', 'x', 'quantity', 'NaN'::numeric, 'unit_price', 1)))$$, :'helene'),
+				 '22023', 'item 1: quantity must be a number', 'a NaN quantity (jsonb holds it as a string)');
+SELECT throws_ok(format($$INSERT INTO clinic.documents (document_type, patient_id, items)
+						  VALUES ('invoice', %L, jsonb_build_array(jsonb_build_object('description', 'x', 'quantity', 1, 'unit_price', 'Infinity'::numeric)))$$, :'helene'),
+				 '22023', 'item 1: unit_price must be a number', 'an infinite price');
+SELECT throws_ok(format($$INSERT INTO clinic.documents (document_type, patient_id, items)
+						  VALUES ('invoice', %L, '[{"description": "x", "quantity": 1e400, "unit_price": 1}]')$$, :'helene'),
+				 '22023', 'item 1: quantity must be positive and below 100000000', 'a huge quantity');
 SELECT throws_ok(format($$INSERT INTO clinic.documents (document_type, patient_id, items)
 						  VALUES ('invoice', %L, '[{"description": "x", "quantity": 1}]')$$, :'helene'),
 				 '22023', 'item 1: unit_price is required without a product or service', 'a missing price');
@@ -312,6 +410,20 @@ SELECT is(:'inv3_number'::text, format('FAC-%s-000002', :'year'), 'an invoice in
 UPDATE clinic.documents SET status = 'sent' WHERE id = :'quote1' RETURNING document_number AS q_number \gset
 SELECT is(:'q_number'::text, format('DEV-%s-000001', :'year'), 'quotes have their own counter and prefix');
 SELECT is((SELECT document_number FROM clinic.documents WHERE id = :'inv2'), NULL, 'the remaining draft is still unnumbered');
+-- A number handed out inside a savepoint that is rolled back is handed out
+-- again: no gap.
+BEGIN;
+SAVEPOINT before_invoice;
+INSERT INTO clinic.documents (document_type, status, patient_id, items)
+VALUES ('invoice', 'sent', :'jean', '[{"description": "Acte", "quantity": 1, "unit_price": 10}]')
+RETURNING document_number AS sp_first \gset
+ROLLBACK TO SAVEPOINT before_invoice;
+INSERT INTO clinic.documents (document_type, status, patient_id, items)
+VALUES ('invoice', 'sent', :'jean', '[{"description": "Acte", "quantity": 1, "unit_price": 10}]')
+RETURNING document_number AS sp_second \gset
+COMMIT;
+SELECT is(:'sp_first' || ' ' || :'sp_second', format('FAC-%s-000003 FAC-%s-000003', :'year', :'year'),
+		  'a number given back by ROLLBACK TO SAVEPOINT is the next one issued');
 
 -- Issued documents do not change.
 SELECT throws_ok(format($$UPDATE clinic.documents SET notes = 'corrigé' WHERE id = %L$$, :'inv1'),
@@ -327,6 +439,18 @@ SELECT is(pg_temp.in_clinic(:'fr', format($$SELECT count(*)::text FROM documents
 		  '1', 'the invoice is still there');
 SELECT throws_ok(format($$SELECT pg_temp.in_clinic(%L, 'DELETE FROM documents WHERE id = ''%s'' RETURNING ''x''')$$, :'fr', :'inv1'),
 				 '55000', 'an issued invoice cannot be deleted', 'not even a superuser in the clinic database can delete it');
+-- Nor can a superuser in the clinic database move the counters or
+-- truncate the issued documents.
+SELECT throws_ok(format($$SELECT pg_temp.in_clinic(%L, 'UPDATE medpro_document_counters SET last_value = last_value + 5 RETURNING ''x''')$$, :'fr'),
+				 '55000', 'document counters change only when a document is issued', 'a counter cannot be moved on (a gap)');
+SELECT throws_ok(format($$SELECT pg_temp.in_clinic(%L, 'DELETE FROM medpro_document_counters RETURNING ''x''')$$, :'fr'),
+				 '55000', 'document counters change only when a document is issued', 'a counter cannot be deleted (numbers again from 1)');
+SELECT throws_ok(format($$SELECT pg_temp.in_clinic(%L, 'INSERT INTO medpro_document_counters VALUES (''invoice'', 2099, 41) RETURNING ''x''')$$, :'fr'),
+				 '55000', 'document counters change only when a document is issued', 'a counter cannot be preset');
+SELECT throws_ok(format($$SELECT pg_temp.in_clinic(%L, 'TRUNCATE medpro_document_counters')$$, :'fr'),
+				 '55000', 'document counters change only when a document is issued', 'the counters cannot be truncated');
+SELECT throws_ok(format($$SELECT pg_temp.in_clinic(%L, 'TRUNCATE documents CASCADE')$$, :'fr'),
+				 '55000', 'issued documents cannot be deleted', 'issued documents cannot be truncated');
 SELECT throws_ok(format($$UPDATE clinic.documents SET status = 'cancelled' WHERE id = %L$$, :'inv1'),
 				 '55000', 'an issued invoice is cancelled by a credit note', 'cancelling without a credit note is refused');
 SELECT lives_ok(format($$UPDATE clinic.documents SET status = 'paid' WHERE id = %L$$, :'inv3'), 'sent -> paid is allowed');
@@ -364,6 +488,23 @@ SELECT is(:'cn3_total' || '/' || :'cn3_lines', '40.00/1', 'a credit note without
 SELECT is((SELECT status FROM clinic.documents WHERE id = :'inv3'), 'cancelled', 'a paid invoice credited in full is cancelled');
 SELECT throws_ok(format($$UPDATE clinic.documents SET status = 'cancelled' WHERE document_type = 'credit_note' AND credit_for_id = %L$$, :'inv3'),
 				 '23514', NULL, 'a credit note cannot be cancelled');
+-- A product deleted from the catalogue after it was invoiced: the invoice
+-- can still be credited (the lines carry their price); a new line naming it
+-- without a price is refused.
+INSERT INTO clinic.product_services (name, price, tax_rate) VALUES ('Acte retiré', 45, 20) RETURNING id AS retired \gset
+INSERT INTO clinic.documents (document_type, status, patient_id, items)
+VALUES ('invoice', 'sent', :'jean', format('[{"product_service_id": "%s", "quantity": 1}]', :'retired')::jsonb)
+RETURNING id AS inv_retired \gset
+DELETE FROM clinic.product_services WHERE id = :'retired';
+SELECT lives_ok(format($$INSERT INTO clinic.documents (document_type, status, credit_for_id) VALUES ('credit_note', 'sent', %L)$$, :'inv_retired'),
+				'an invoice of a product deleted since can be credited in full');
+SELECT is((SELECT status FROM clinic.documents WHERE id = :'inv_retired'), 'cancelled', 'and is then cancelled');
+SELECT throws_ok(format($$INSERT INTO clinic.documents (document_type, patient_id, items)
+						  VALUES ('invoice', %L, '[{"product_service_id": "%s", "quantity": 1}]')$$, :'jean', :'retired'),
+				 '22023', 'item 1: product or service does not exist', 'a deleted product cannot price a new line');
+SELECT throws_ok(format($$INSERT INTO clinic.documents (document_type, patient_id, items)
+						  VALUES ('invoice', %L, '[{"description": {"text": "x"}, "quantity": 1, "unit_price": 1}]')$$, :'jean'),
+				 '22023', 'item 1: description must be a string', 'a description that is not a string');
 SELECT medpro_reset();
 
 -- The Spanish clinic: its own counters, its exemption mention, its formats.
@@ -372,6 +513,10 @@ SELECT pg_temp.in_clinic(:'es', $$UPDATE medpro_settings SET document_prefixes =
 SELECT throws_ok($$SELECT pg_temp.in_clinic((SELECT id FROM medpro.clinics WHERE name = 'Clínica Dominio'),
 											'UPDATE medpro_settings SET document_prefixes = ''{"invoice": "F"}'' RETURNING ''x''')$$,
 				 '23514', NULL, 'prefixes must name all three document types');
+SELECT throws_ok($$SELECT pg_temp.in_clinic((SELECT id FROM medpro.clinics WHERE name = 'Clínica Dominio'),
+											'UPDATE medpro_settings SET document_prefixes = ''{"invoice": "F", "quote": "P", "credit_note": "F"}'' RETURNING ''x''')$$,
+				 '23514', 'new row for relation "medpro_settings" violates check constraint "medpro_settings_document_prefixes_distinct_check"',
+				 'two document types cannot share a prefix (an invoice and a credit note would have the same number)');
 SELECT medpro_authenticate(:'es_admin', true) IS NOT NULL AS a \gset
 INSERT INTO clinic.documents (document_type, status, patient_id, items)
 VALUES ('invoice', 'sent', :'es_helene', '[{"description": "Consulta", "quantity": 1, "unit_price": 50}]')
@@ -421,6 +566,13 @@ SELECT lives_ok(format($$UPDATE clinic.consent_templates SET is_active = false W
 				'a template in use can be deactivated');
 SELECT throws_ok(format($$SELECT medpro_consent_sign(%L, %L, 'electronic')$$, :'helene', :'gdpr'),
 				 '23514', 'consent template is not active', 'an inactive template cannot be signed');
+INSERT INTO clinic.consent_templates (name, type, language, content)
+VALUES ('Photos v1', 'photo', 'fr', 'J''accepte les photos (v1).') RETURNING id AS photo1 \gset
+INSERT INTO clinic.consents (patient_id, consent_template_id) VALUES (:'jean', :'photo1') RETURNING id AS photo_pending \gset
+UPDATE clinic.consent_templates SET is_active = false WHERE id = :'photo1';
+SELECT throws_ok(format($$SELECT medpro_consent_sign(%L, %L, 'electronic')$$, :'jean', :'photo1'),
+				 '23514', 'consent template is not active', 'a pending consent of a template deactivated since cannot be signed');
+SELECT is((SELECT status FROM clinic.consents WHERE id = :'photo_pending'), 'pending', 'the consent stays pending');
 SELECT lives_ok(format($$DELETE FROM clinic.consent_templates WHERE id = %L$$, :'unused'), 'an unused template can be deleted');
 SELECT medpro_reset();
 
@@ -474,6 +626,12 @@ SELECT is(pg_temp.in_clinic(:'fr', format('SELECT count(*)::text FROM email_veri
 		  '0', 'the pending email verification (which holds the address) is gone');
 SELECT is((SELECT count(*)::int FROM medpro.audit_log WHERE action = 'patient_erase' AND entity_id = :'helene'
 			 AND new_data -> 'retention' ->> 'years' = '20'), 1, 'the erasure is audited with its report');
+-- A soft-deleted patient is refused with its own error, not "does not exist".
+INSERT INTO clinic.patients (first_name, last_name, email) VALUES ('Parti', 'Ailleurs', 'parti@example.test')
+RETURNING id AS parti \gset
+DELETE FROM clinic.patients WHERE id = :'parti';
+SELECT throws_ok(format('SELECT medpro_patient_erase(%L, %L)', :'parti', 'demande après suppression'),
+				 '55000', format('patient %s is deleted', :'parti'), 'a soft-deleted patient is reported as deleted');
 SELECT medpro_reset();
 
 -- ES: 5 years; a patient last seen in 2020 is anonymised; retention is
@@ -494,6 +652,16 @@ SELECT is(pg_temp.in_clinic(:'es', format($$SELECT first_name || ' ' || coalesce
 		  'erased - -', 'the clinic database keeps no identity, medical or contact data');
 SELECT is(pg_temp.in_clinic(:'es', format($$SELECT coalesce(notes, '-') FROM appointments WHERE patient_id = %L$$, :'pilar')),
 		  '-', 'appointment notes are erased');
+SELECT throws_ok(format('SELECT medpro_patient_erase(%L, %L)', :'pilar', 'segunda solicitud'),
+				 '55000', format('patient %s is deleted', :'pilar'), 'an erased patient cannot be erased again');
+-- An anonymised patient's signed consents are kept, and the report says so.
+INSERT INTO clinic.patients (first_name, last_name, email) VALUES ('Pablo', 'Antiguo', 'pablo@example.test') RETURNING id AS pablo \gset
+INSERT INTO clinic.appointments (patient_id, practitioner_id, start_time, end_time, status)
+VALUES (:'pablo', :'es_doc', '2019-05-10 10:00+00', '2019-05-10 10:30+00', 'completed');
+SELECT medpro_consent_sign(:'pablo', (SELECT id FROM clinic.consent_templates WHERE type = 'gdpr' LIMIT 1), 'handwritten') AS c \gset
+SELECT ok(EXISTS (SELECT 1 FROM jsonb_array_elements(medpro_patient_erase(:'pablo', 'solicitud') -> 'kept') k
+				   WHERE k ->> 'data' LIKE 'consents%' AND (k ->> 'count')::int = 1 AND k ? 'reason'),
+		  'after the retention, the kept consents are reported with a reason');
 UPDATE medpro.retention_policies SET years = 10 WHERE country = 'ES';
 SELECT medpro_patient_erase(:'pedro', 'solicitud del paciente') AS report \gset
 UPDATE medpro.retention_policies SET years = 5 WHERE country = 'ES';

@@ -39,6 +39,8 @@ INSERT INTO own VALUES
 	('business', 'FR', '35600000000010', true, 'La Poste establishment: digit sum 15, fails Luhn, valid'),
 	('business', 'FR', '35600000000011', false, 'La Poste establishment: digit sum 16 and no Luhn'),
 	('business', 'FR', '12345678200011', false, 'digit sum 40 does not rescue a SIRET outside La Poste'),
+	('business', 'FR', '12345678900007', false, 'SIRET passing Luhn whose SIREN 123456789 does not'),
+	('business', 'FR', '35600000000014', false, 'La Poste establishment passing Luhn, digit sum 18: invalid'),
 	('business', 'FR', '12345678Z', false, 'a Spanish DNI is not a French business number'),
 	('business', 'ES', '12345678-z', true, 'DNI, lower-case letter and hyphen'),
 	('business', 'ES', '00000001R', true, 'DNI 1 has letter R'),
@@ -50,12 +52,18 @@ INSERT INTO own VALUES
 	('business', 'ES', 'C1234567D', true, 'CIF letter C: control letter accepted'),
 	('business', 'ES', 'C12345674', true, 'CIF letter C: control digit accepted'),
 	('business', 'ES', '123456782', false, 'a SIREN is not a Spanish NIF'),
+	('business', 'ES', 'M1234567L', true, 'NIF M (foreigner without NIE): the DNI letter of 1234567'),
+	('business', 'ES', 'k-1234567-l', true, 'NIF K (Spaniard under 14), lower case and hyphens'),
+	('business', 'ES', 'L1234567L', true, 'NIF L (Spaniard abroad)'),
+	('business', 'ES', 'M1234567D', false, 'NIF M with the CIF control letter instead of the DNI letter'),
+	('business', 'ES', 'K12345674', false, 'NIF K with a control digit'),
 	('vat', NULL, 'fr 11 123456782', true, 'FR VAT with spaces, lower case'),
 	('vat', NULL, 'FR11123456789', false, 'FR VAT whose SIREN fails Luhn'),
 	('vat', NULL, 'FR12000000000', true, 'FR VAT of SIREN 000000000 has key 12'),
 	('vat', NULL, 'FRXX123456782', false, 'FR VAT with a letter key'),
 	('vat', NULL, 'ESX1234567L', true, 'ES VAT of a NIE'),
 	('vat', NULL, 'ESP1234567D', true, 'ES VAT of a CIF with a control letter'),
+	('vat', NULL, 'ESM1234567L', true, 'ES VAT of a NIF M'),
 	('vat', NULL, 'DE123456789', false, 'other countries are not validated'),
 	('vat', NULL, '123456782', false, 'no country prefix'),
 	('ssn', 'FR', '1 85 05 75 123 456 73', true, 'NIR with spaces'),
@@ -71,7 +79,7 @@ INSERT INTO own VALUES
 	('ssn', 'ES', '2812345678', false, 'NUSS without control digits'),
 	('ssn', 'ES', '185057512345673', false, 'a NIR is not a NUSS');
 
-SELECT plan((SELECT count(*) FROM vec)::int + (SELECT count(*) FROM own)::int + 14);
+SELECT plan((SELECT count(*) FROM vec)::int + (SELECT count(*) FROM own)::int + 19);
 
 SELECT is(pg_temp.check(country, kind, value), expected,
 		  format('vector %s %s %s is %s', country, kind, value, CASE WHEN expected THEN 'valid' ELSE 'invalid' END))
@@ -97,6 +105,11 @@ SELECT throws_ok($$SELECT medpro_valid_business_number('', '123456782')$$, '2202
 				 'an empty country is refused');
 SELECT ok(NOT medpro_valid_ssn('FR', repeat('1', 10000)), 'a very long value is invalid, not an error');
 SELECT ok(NOT medpro_valid_business_number('FR', '１２３４５６７８２'), 'full-width digits are not digits');
+SELECT ok(NOT medpro_valid_ssn('FR', E'1850575123456\u00a073'), 'a no-break space is not a separator');
+SELECT ok(NOT medpro_valid_ssn('FR', ''), 'an empty value is invalid, not an error');
+-- The country is cut to 16 bytes in the message, never inside a character.
+SELECT throws_ok($$SELECT medpro_valid_ssn('ＦＲＦＲＦＲ', '185057512345673')$$, '22023', 'unsupported country "ＦＲＦＲＦ"',
+				 'a long country is cut at a character boundary in the message');
 
 -- medpro_register_clinic checks the numbers for its country (before
 -- creating anything).
@@ -115,6 +128,12 @@ SELECT throws_ok($$SELECT medpro_register_clinic('Ident ES', 'ES', 'admin@ident-
 SELECT throws_ok($$SELECT medpro_register_clinic('Ident ES', 'ES', 'admin@ident-es.test', 'ident password 2026',
 												  business_number => 'B12345674', vat_number => 'ESB12345675')$$,
 				 '22023', 'invalid VAT number for country ES', 'register: bad ES VAT control');
+SELECT throws_ok($$SELECT medpro_register_clinic('Ident FR', 'FR', 'admin@ident-fr.test', 'ident password 2026',
+												  business_number => '123 456 782 00010', vat_number => 'FR14987654324')$$,
+				 '22023', 'VAT number does not match the business number', 'register: FR VAT of another SIREN');
+SELECT throws_ok($$SELECT medpro_register_clinic('Ident ES', 'ES', 'admin@ident-es.test', 'ident password 2026',
+												  business_number => 'B12345674', vat_number => 'ES12345678Z')$$,
+				 '22023', 'VAT number does not match the business number', 'register: ES VAT of another NIF');
 SELECT is((SELECT count(*)::int FROM medpro.clinics WHERE name LIKE 'Ident %'), 0, 'no clinic row was left');
 
 SELECT * FROM finish();

@@ -77,6 +77,7 @@ SELECT set_eq($$SELECT sig FROM ext_funcs WHERE has_function_privilege('public',
 SELECT set_eq($$SELECT sig FROM ext_funcs WHERE has_function_privilege('medpro_api', oid, 'EXECUTE')
 				AND NOT has_function_privilege('public', oid, 'EXECUTE')$$,
 	ARRAY['medpro_login(text,text)', 'medpro_authenticate(text,boolean)', 'medpro_pre_request()',
+		  'medpro_jwks()',
 		  'medpro_current_clinic()', 'medpro_current_user_id()', 'medpro_current_role()',
 		  'medpro_reset()', 'medpro_create_user(text,text,text,text,text,uuid)',
 		  'medpro_revoke_tokens(uuid)', 'medpro_change_password(text,text)',

@@ -1,10 +1,11 @@
 -- medpro clinic migration 010: patient rules (numbers, duplicates, date of birth)
 --
 -- patient_number is generated when not given; a new or changed live patient
--- with the same email (case-insensitive), or the same first and last name
--- after case and accent folding and hyphen/space normalisation, as another
--- live patient is refused with 23505 naming only the existing
--- patient_number; date_of_birth may not be after the clinic's local today.
+-- with the same email (case-insensitive, trimmed; a blank email is NULL),
+-- or the same first and last name after case and accent folding and
+-- hyphen/space normalisation, as another live patient is refused with 23505
+-- naming only the existing patient_number; date_of_birth may not be after
+-- the clinic's local today.
 -- The social security number is checked centrally (medpro's routing layer),
 -- where it is still plaintext: docs/domain.md.
 
@@ -22,31 +23,47 @@ COMMENT ON SEQUENCE patients_number_seq IS
     'Source of generated patient numbers; numbers already taken are skipped.';
 
 -- medpro_fold_name(text): the form in which two names are the same person's
--- name: lower case, Latin accents and ligatures removed, runs of spaces,
--- hyphens, apostrophes, dots, commas and underscores made one space, trimmed.
--- 'Hélène Dupont-Durand' and ' helene  DUPONT durand' both give
+-- name.  In a UTF-8 database the name is first put in compatibility
+-- decomposition (NFKD: ligatures such as the "fi" one and full-width
+-- letters become plain letters, no-break and other spaces become spaces,
+-- accented letters become a letter and combining marks), combining marks
+-- and invisible characters (soft hyphen, zero-width ones) are dropped, and
+-- Unicode hyphens, dashes, minus and apostrophes become spaces.  Then:
+-- lower case, Latin accents and ligatures removed, runs of spaces, hyphens,
+-- apostrophes, dots, commas and underscores made one space, trimmed.
+-- 'Hélène Dupont-Durand', ' helene  DUPONT durand' and the same name typed
+-- with combining accents, a no-break space or an en dash all give
 -- 'helene dupont durand'.
 CREATE FUNCTION medpro_fold_name(name text) RETURNS text
     LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
     SET search_path = pg_catalog, public, pg_temp
 AS $$
     SELECT btrim(regexp_replace(
-        lower(replace(replace(replace(replace(replace(replace(replace(
-            translate(name,
-                      'ÀÁÂÃÄÅàáâãäåĀāĂăĄąÇçĆćČčĎďÈÉÊËèéêëĒēĖėĘęĚěÌÍÎÏìíîïĪīĮįÑñŃńŇňÒÓÔÕÖØòóôõöøŌōŐőŔŕŘřŚśŠšŞşŤťÙÚÛÜùúûüŪūŮůŰűÝýÿŸŹźŻżŽž',
-                      'AAAAAAaaaaaaAaAaAaCcCcCcDdEEEEeeeeEeEeEeEeIIIIiiiiIiIiNnNnNnOOOOOOooooooOoOoRrRrSsSsSsTtUUUUuuuuUuUuUuYyyYZzZzZz'),
-            'Œ', 'oe'), 'œ', 'oe'), 'Æ', 'ae'), 'æ', 'ae'), 'ß', 'ss'), '’', ' '), 'ʼ', ' ')),
+        lower(replace(replace(replace(replace(replace(replace(replace(replace(
+            translate(
+                CASE WHEN getdatabaseencoding() = 'UTF8'
+                     THEN regexp_replace(regexp_replace(normalize(name, NFKD),
+                              '[\u0300-\u036f\u00ad\u034f\u180e\u200b-\u200f\u2060-\u2064\ufeff]', '', 'g'),
+                          '[\u00a0\u2010-\u2015\u2018\u2019\u201b\u2032\u2212\u02bc\u3000]', ' ', 'g')
+                     ELSE name END,
+                      'ÀÁÂÃÄÅàáâãäåĀāĂăĄąÇçĆćČčĎďÈÉÊËèéêëĒēĖėĘęĚěÌÍÎÏìíîïĪīĮįÑñŃńŇňÒÓÔÕÖØòóôõöøŌōŐőŔŕŘřŚśŠšŞşŤťÙÚÛÜùúûüŪūŮůŰűÝýÿŸŹźŻżŽžĐđŁłı',
+                      'AAAAAAaaaaaaAaAaAaCcCcCcDdEEEEeeeeEeEeEeEeIIIIiiiiIiIiNnNnNnOOOOOOooooooOoOoRrRrSsSsSsTtUUUUuuuuUuUuUuYyyYZzZzZzDdLli'),
+            'Œ', 'oe'), 'œ', 'oe'), 'Æ', 'ae'), 'æ', 'ae'), 'ß', 'ss'), 'ẞ', 'ss'), '’', ' '), 'ʼ', ' ')),
         '[[:space:]''._,-]+', ' ', 'g'))
 $$;
 
 COMMENT ON FUNCTION medpro_fold_name(text) IS
-    'Name folded for duplicate detection: lower case, accents and ligatures removed, spaces/hyphens/apostrophes made one space (Hélène Dupont-Durand -> helene dupont durand).';
+    'Name folded for duplicate detection: NFKD (UTF-8 databases), lower case, accents, combining marks, invisible characters and ligatures removed, spaces/hyphens/dashes/apostrophes made one space (Hélène Dupont-Durand -> helene dupont durand).';
 
-CREATE INDEX patients_fold_name_idx
+-- Live patients are unique by folded name and by email.  The trigger below
+-- finds a duplicate first, to name it; these indexes make the rule hold
+-- under any isolation level, when a concurrent insert is not yet visible to
+-- the trigger's snapshot (REPEATABLE READ, SERIALIZABLE).
+CREATE UNIQUE INDEX patients_fold_name_idx
     ON patients (medpro_fold_name(last_name), medpro_fold_name(first_name))
     WHERE deleted_at IS NULL;
 
-CREATE INDEX patients_live_email_idx
+CREATE UNIQUE INDEX patients_live_email_idx
     ON patients (lower(email))
     WHERE deleted_at IS NULL AND email IS NOT NULL;
 
@@ -65,6 +82,9 @@ DECLARE
     v_fold_last text;
 BEGIN
     SELECT * INTO v_settings FROM public.medpro_settings AS s WHERE s.id;
+
+    -- An email is stored without surrounding white space; a blank one is none.
+    NEW.email := nullif(btrim(NEW.email, E' \t\r\n'), '');
 
     v_today := (pg_catalog.now() AT TIME ZONE v_settings.timezone)::date;
     IF NEW.date_of_birth IS NOT NULL AND NEW.date_of_birth > v_today

@@ -19,7 +19,13 @@ ALTER TABLE medpro_settings
         CHECK (document_prefixes ?& ARRAY['invoice', 'quote', 'credit_note']
                AND (document_prefixes ->> 'invoice') ~ '^[A-Za-z0-9_/]{1,16}$'
                AND (document_prefixes ->> 'quote') ~ '^[A-Za-z0-9_/]{1,16}$'
-               AND (document_prefixes ->> 'credit_note') ~ '^[A-Za-z0-9_/]{1,16}$');
+               AND (document_prefixes ->> 'credit_note') ~ '^[A-Za-z0-9_/]{1,16}$'),
+    -- Each type is its own series: equal prefixes would give an invoice and
+    -- a credit note the same number.
+    ADD CONSTRAINT medpro_settings_document_prefixes_distinct_check
+        CHECK ((document_prefixes ->> 'invoice') <> (document_prefixes ->> 'quote')
+               AND (document_prefixes ->> 'invoice') <> (document_prefixes ->> 'credit_note')
+               AND (document_prefixes ->> 'quote') <> (document_prefixes ->> 'credit_note'));
 
 COMMENT ON COLUMN medpro_settings.document_number_digits IS
     'Minimum digits of the sequence part of a document number (6: FAC-2026-000001); longer numbers are never cut.';
@@ -39,6 +45,37 @@ CREATE TABLE medpro_document_counters (
 COMMENT ON TABLE medpro_document_counters IS
     'Last document number issued per type and year (the database is one clinic''s, so this is per clinic, type and year).';
 
+-- The counters move only under the numbering trigger (a trigger-depth of
+-- 2: documents_rules writes them); a direct INSERT, UPDATE, DELETE or
+-- TRUNCATE, which would leave a gap or hand out a number twice, is refused.
+CREATE FUNCTION medpro_document_counters_guard() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, public, pg_temp
+AS $$
+BEGIN
+    IF pg_catalog.pg_trigger_depth() < 2 THEN
+        RAISE EXCEPTION 'document counters change only when a document is issued'
+            USING ERRCODE = '55000',
+                  HINT = 'Issue the document; its number comes from the counter in the same transaction.';
+    END IF;
+    IF TG_OP = 'DELETE' THEN
+        RETURN OLD;
+    END IF;
+    RETURN NEW;
+END
+$$;
+
+COMMENT ON FUNCTION medpro_document_counters_guard() IS
+    'BEFORE INSERT/UPDATE/DELETE/TRUNCATE trigger on medpro_document_counters: only the numbering in documents_rules may change them (55000 otherwise).';
+
+CREATE TRIGGER medpro_document_counters_guard
+    BEFORE INSERT OR UPDATE OR DELETE ON medpro_document_counters
+    FOR EACH ROW EXECUTE FUNCTION medpro_document_counters_guard();
+
+CREATE TRIGGER medpro_document_counters_no_truncate
+    BEFORE TRUNCATE ON medpro_document_counters
+    FOR EACH STATEMENT EXECUTE FUNCTION medpro_document_counters_guard();
+
 ALTER TABLE documents
     ADD CONSTRAINT documents_number_when_issued_check
         CHECK ((status = 'draft') = (document_number IS NULL)),
@@ -47,7 +84,8 @@ ALTER TABLE documents
 
 -- medpro_document_items(items): the checked and completed lines, and totals.
 -- Each line is an object with only these keys: product_service_id (uuid of a
--- live product or service), description, quantity (> 0), unit_price (>= 0),
+-- live product or service; a deleted one only in a line with its own
+-- unit_price), description (a string), quantity (> 0), unit_price (>= 0),
 -- tax_rate (0..100), is_medical (boolean); and subtotal, tax_amount, total,
 -- vat_exempt, which are recomputed.  From a product come the missing
 -- description, unit_price, tax_rate and is_medical.  A medical line of a
@@ -101,8 +139,11 @@ BEGIN
                OR (v_line ->> 'product_service_id') !~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$' THEN
                 RAISE EXCEPTION 'item %: product_service_id must be a uuid', v_i USING ERRCODE = '22023';
             END IF;
+            -- A product since deleted may still be named by a line that
+            -- carries its own price: a credit note copying its invoice.
             SELECT * INTO v_product FROM public.product_services AS ps
-             WHERE ps.id = (v_line ->> 'product_service_id')::uuid AND ps.deleted_at IS NULL;
+             WHERE ps.id = (v_line ->> 'product_service_id')::uuid
+               AND (ps.deleted_at IS NULL OR jsonb_typeof(v_line -> 'unit_price') = 'number');
             IF NOT FOUND THEN
                 RAISE EXCEPTION 'item %: product or service does not exist', v_i USING ERRCODE = '22023';
             END IF;
@@ -155,6 +196,9 @@ BEGIN
         v_exempt := v_medical AND v_settings.medical_vat_exempt AND v_rate = 0;
         v_any_exempt := v_any_exempt OR v_exempt;
 
+        IF jsonb_typeof(v_line -> 'description') NOT IN ('string', 'null') THEN
+            RAISE EXCEPTION 'item %: description must be a string', v_i USING ERRCODE = '22023';
+        END IF;
         IF coalesce(v_line ->> 'description', v_product.name) IS NULL
            OR btrim(coalesce(v_line ->> 'description', v_product.name)) = '' THEN
             RAISE EXCEPTION 'item %: description is required without a product or service', v_i USING ERRCODE = '22023';
@@ -291,7 +335,14 @@ BEGIN
     NEW.tax_amount := (v_priced ->> 'tax_amount')::numeric;
     NEW.total := (v_priced ->> 'total')::numeric;
     IF (v_priced ->> 'exempt')::boolean THEN
-        NEW.legal_mention := coalesce(NEW.legal_mention, v_settings.vat_exempt_mention);
+        -- The exemption mention is required on the document: a client's
+        -- own mention is kept, and completed with it when it lacks it.
+        IF nullif(btrim(NEW.legal_mention), '') IS NULL THEN
+            NEW.legal_mention := v_settings.vat_exempt_mention;
+        ELSIF v_settings.vat_exempt_mention IS NOT NULL
+              AND strpos(NEW.legal_mention, v_settings.vat_exempt_mention) = 0 THEN
+            NEW.legal_mention := NEW.legal_mention || E'\n' || v_settings.vat_exempt_mention;
+        END IF;
     END IF;
 
     IF NEW.status = 'draft' THEN
@@ -376,3 +427,25 @@ COMMENT ON FUNCTION medpro_documents_no_delete() IS
 CREATE TRIGGER documents_no_delete
     BEFORE DELETE ON documents
     FOR EACH ROW EXECUTE FUNCTION medpro_documents_no_delete();
+
+-- TRUNCATE skips row triggers: refuse it while any document is issued.
+CREATE FUNCTION medpro_documents_no_truncate() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, public, pg_temp
+AS $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM public.documents AS d WHERE d.status <> 'draft') THEN
+        RAISE EXCEPTION 'issued documents cannot be deleted'
+            USING ERRCODE = '55000',
+                  HINT = 'Issue a credit note to cancel an invoice; delete drafts one by one.';
+    END IF;
+    RETURN NULL;
+END
+$$;
+
+COMMENT ON FUNCTION medpro_documents_no_truncate() IS
+    'BEFORE TRUNCATE trigger on documents: refused while any document is issued (55000).';
+
+CREATE TRIGGER documents_no_truncate
+    BEFORE TRUNCATE ON documents
+    FOR EACH STATEMENT EXECUTE FUNCTION medpro_documents_no_truncate();

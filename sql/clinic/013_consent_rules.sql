@@ -43,8 +43,12 @@ BEGIN
     END IF;
     NEW.revoked_at := NULL;
 
+    -- The template must be active when the consent is recorded, changed to
+    -- another template, or signed (a pending consent of a template
+    -- deactivated since cannot be signed).
     IF NEW.consent_template_id IS NOT NULL
-       AND (TG_OP = 'INSERT' OR NEW.consent_template_id IS DISTINCT FROM OLD.consent_template_id) THEN
+       AND (TG_OP = 'INSERT' OR NEW.consent_template_id IS DISTINCT FROM OLD.consent_template_id
+            OR NEW.status IN ('accepted', 'refused')) THEN
         SELECT * INTO v_template FROM public.consent_templates AS t
          WHERE t.id = NEW.consent_template_id AND t.deleted_at IS NULL;
         IF NOT FOUND OR NOT v_template.is_active THEN

@@ -106,6 +106,8 @@ DECLARE
 	v_db text;
 	v_server text;
 	v_country text := upper(btrim(country));
+	v_vat_id text;
+	v_business_id text;
 BEGIN
 	PERFORM medpro.require_lifecycle_privilege('register clinics');
 	IF name IS NULL OR btrim(name) = '' THEN
@@ -130,6 +132,23 @@ BEGIN
 			OR upper(left(regexp_replace(vat_number, '[ ./-]', '', 'g'), 2)) <> v_country) THEN
 		RAISE EXCEPTION 'invalid VAT number for country %', v_country USING ERRCODE = 'invalid_parameter_value',
 			HINT = format('Give the clinic''s intra-EU VAT number, starting with %s.', v_country);
+	END IF;
+	-- The VAT number is built on the business number: FR + key + SIREN (the
+	-- first 9 digits of a SIRET), ES + NIF.
+	IF business_number IS NOT NULL AND vat_number IS NOT NULL THEN
+		v_vat_id := upper(regexp_replace(vat_number, '[ ./-]', '', 'g'));
+		v_business_id := upper(regexp_replace(business_number, '[ ./-]', '', 'g'));
+		IF v_country = 'FR' THEN
+			v_vat_id := substr(v_vat_id, 5);
+			v_business_id := left(v_business_id, 9);
+		ELSE
+			v_vat_id := substr(v_vat_id, 3);
+		END IF;
+		IF v_vat_id <> v_business_id THEN
+			RAISE EXCEPTION 'VAT number does not match the business number' USING ERRCODE = 'invalid_parameter_value',
+				DETAIL = CASE v_country WHEN 'FR' THEN 'A French VAT number is FR, a two-digit key and the SIREN (the first 9 digits of the SIRET).'
+						 ELSE 'A Spanish VAT number is ES followed by the NIF.' END;
+		END IF;
 	END IF;
 	IF address IS NOT NULL AND jsonb_typeof(address) <> 'object' THEN
 		RAISE EXCEPTION 'address must be a JSON object' USING ERRCODE = 'invalid_parameter_value';

@@ -11,7 +11,7 @@ CREATE FUNCTION medpro_valid_business_number(country text, value text) RETURNS b
 	AS 'MODULE_PATHNAME', 'medpro_valid_business_number'
 	LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION medpro_valid_business_number(text, text)
-	IS 'whether value is a valid business number of country: FR SIREN or SIRET (Luhn, La Poste rule), ES NIF (DNI, NIE, CIF); 22023 for another country';
+	IS 'whether value is a valid business number of country: FR SIREN or SIRET (Luhn, La Poste rule), ES NIF (DNI, NIE, K/L/M, CIF); 22023 for another country';
 
 CREATE FUNCTION medpro_valid_vat_number(value text) RETURNS boolean
 	AS 'MODULE_PATHNAME', 'medpro_valid_vat_number'
@@ -104,6 +104,9 @@ DECLARE
 BEGIN
 	IF practitioner IS NULL OR day IS NULL OR slot IS NULL THEN
 		RAISE EXCEPTION 'practitioner, day and slot must not be null' USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	IF NOT isfinite(day) THEN
+		RAISE EXCEPTION 'day must be a finite date' USING ERRCODE = 'invalid_parameter_value';
 	END IF;
 	IF slot < interval '1 minute' OR slot > interval '24 hours'
 	   OR extract(day FROM slot) <> 0 OR extract(month FROM slot) <> 0 THEN
@@ -272,6 +275,8 @@ DECLARE
 	v_marketing integer;
 	v_documents integer;
 	v_appointments integer;
+	v_consents integer;
+	v_deleted boolean;
 	v_report jsonb;
 	v_erased text[] := ARRAY['email', 'phone', 'address', 'email_verified_at', 'marketing consents'];
 	v_kept jsonb := '[]';
@@ -297,9 +302,16 @@ BEGIN
 			HINT = 'Add a row to medpro.retention_policies.';
 	END IF;
 
-	SELECT p.created_at INTO v_created FROM medpro.ft_patients p WHERE p.id = patient AND p.deleted_at IS NULL;
+	SELECT p.created_at, p.deleted_at IS NOT NULL INTO v_created, v_deleted
+	  FROM medpro.ft_patients p WHERE p.id = patient;
 	IF NOT FOUND THEN
 		RAISE EXCEPTION 'patient % does not exist', patient USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	-- clinic.* never writes a soft-deleted row (nor, therefore, this function).
+	IF v_deleted THEN
+		RAISE EXCEPTION 'patient % is deleted', patient USING ERRCODE = 'object_not_in_prerequisite_state',
+			DETAIL = 'An erased or soft-deleted patient cannot be written through clinic.*.',
+			HINT = 'Erase a patient before deleting it; an erasure after the retention period also deletes the patient.';
 	END IF;
 
 	-- The last visit: the latest appointment that took place (not
@@ -338,6 +350,14 @@ BEGIN
 				'data', 'documents',
 				'count', v_documents,
 				'reason', 'issued quotes, invoices and credit notes are accounting records that are never altered; they hold no contact data',
+				'until', NULL);
+		END IF;
+		SELECT count(*) INTO v_consents FROM medpro.ft_consents c WHERE c.patient_id = patient;
+		IF v_consents > 0 THEN
+			v_kept := v_kept || jsonb_build_object(
+				'data', 'consents (text shown, answer, signature time, method, IP address, device)',
+				'count', v_consents,
+				'reason', 'consents record what the patient was asked and answered; a signed consent is never altered',
 				'until', NULL);
 		END IF;
 	ELSE
