@@ -5,7 +5,7 @@ EXTVERSION  = 0.1.0
 MODULE_big  = medpro
 OBJS        = src/medpro.o src/crypto.o src/jose.o src/jwt.o src/jwt_pkey.o src/remote.o src/audit.o \
               src/migrate.o src/rollout.o src/provision.o \
-              src/tenant.o src/auth.o src/keyring.o src/fdw.o src/identifiers.o
+              src/tenant.o src/auth.o src/keyring.o src/fdw.o src/identifiers.o src/fieldcrypt.o
 
 # The install script is assembled from one part per concern (sql/ext/NN_*.sql).
 EXT_SCRIPT  = $(EXTENSION)--$(EXTVERSION).sql

@@ -21,6 +21,7 @@
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/formatting.h"
+#include "utils/guc.h"
 #include "utils/json.h"
 #include "utils/jsonb.h"
 #include "utils/timestamp.h"
@@ -890,6 +891,7 @@ auth_session_still_valid(const TenantContext *ctx)
 	Oid			save_userid;
 	int			save_sec;
 	bool		ok = false;
+	int			nestlevel;
 	const char *v[2];
 
 	v[0] = DatumGetCString(DirectFunctionCall1(uuid_out,
@@ -899,6 +901,14 @@ auth_session_still_valid(const TenantContext *ctx)
 	GetUserIdAndSecContext(&save_userid, &save_sec);
 	SetUserIdAndSecContext(remote_extension_owner(),
 						   save_sec | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
+	/*
+	 * The caller's search_path must not resolve the query's types and
+	 * operators: this runs as the extension owner (CVE-2018-1058).
+	 */
+	nestlevel = NewGUCNestLevel();
+	(void) set_config_option("search_path", "pg_catalog, pg_temp",
+							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
+							 true, 0, false);
 	PG_TRY();
 	{
 		SPI_connect();
@@ -911,6 +921,7 @@ auth_session_still_valid(const TenantContext *ctx)
 	}
 	PG_FINALLY();
 	{
+		AtEOXact_GUC(true, nestlevel);
 		SetUserIdAndSecContext(save_userid, save_sec);
 	}
 	PG_END_TRY();

@@ -16,6 +16,13 @@
  * clinic B in a later transaction, and a plan made for a doctor masks for
  * a secretary.  A qual on a masked column is never sent to the clinic
  * database: it would filter on the clear value.  See docs/routing.md.
+ *
+ * Encrypted columns (option encrypted, fieldcrypt.h) are handled by
+ * fieldcrypt.c through five small hooks here: deparse_column (the fetch
+ * expression), the INSERT / UPDATE targets (fieldcrypt_deparse_target),
+ * modify_params (fieldcrypt_encode), make_tuple (fieldcrypt_decode) and the
+ * blind-index quals (fieldcrypt_qual_column / _deparse_qual in planning,
+ * fieldcrypt_translate_params in create_cursor).
  */
 #include "postgres.h"
 
@@ -61,6 +68,7 @@
 
 #include "audit.h"
 #include "fdw.h"
+#include "fieldcrypt.h"
 #include "identifiers.h"
 #include "medpro.h"
 #include "remote.h"
@@ -91,6 +99,8 @@ typedef struct FdwRelInfo
 	List	   *local_conds;	/* RestrictInfos evaluated here */
 	Bitmapset  *attrs_used;		/* columns to fetch */
 	char	   *masks;			/* MASK_* per attnum - 1 */
+	char	   *crypt;			/* encrypted columns (fieldcrypt.h) */
+	List	   *bidx_conds;		/* local conds also sent as blind-index quals */
 } FdwRelInfo;
 
 /* Executor state of a scan. */
@@ -102,6 +112,8 @@ typedef struct FdwScanState
 	AttInMetadata *attinmeta;
 	char	   *masks;
 	bool		apply_masks;
+	FieldCrypt *fc;				/* encrypted columns, or NULL */
+	List	   *bidx_params;	/* (param number, attnum) pairs to translate */
 	PGconn	   *conn;
 	unsigned int cursor_number;
 	bool		cursor_exists;
@@ -131,6 +143,8 @@ typedef struct FdwModifyState
 	AttInMetadata *attinmeta;
 	char	   *masks;
 	bool		apply_masks;
+	FieldCrypt *fc;				/* encrypted columns, or NULL */
+	AttrNumber	id_attno;		/* the id column */
 	char	   *validators;		/* VALIDATE_* per attnum - 1 */
 	char		country[3];		/* the clinic's, when a column is validated */
 	PGconn	   *conn;
@@ -470,13 +484,13 @@ reset_transmission_modes(int nestlevel)
 /*
  * A local tuple of rel from row of res, whose first columns are
  * retrieved_attrs and whose nextra further columns are not part of it;
- * columns not retrieved are NULL.  With apply_masks, masked columns get
- * their masked value.  Allocated in the current memory context.
+ * columns not retrieved are NULL.  Encrypted columns are decrypted (fc);
+ * with apply_masks, masked columns then get their masked value.  Allocated in the current memory context.
  */
 static HeapTuple
 make_tuple(PGresult *res, int row, Relation rel, AttInMetadata *attinmeta,
 		   List *retrieved_attrs, int nextra, const char *masks,
-		   bool apply_masks)
+		   bool apply_masks, FieldCrypt *fc)
 {
 	TupleDesc	tupdesc = RelationGetDescr(rel);
 	Datum	   *values = palloc0(sizeof(Datum) * Max(tupdesc->natts, 1));
@@ -497,6 +511,8 @@ make_tuple(PGresult *res, int row, Relation rel, AttInMetadata *attinmeta,
 		int			attnum = lfirst_int(lc);
 		char	   *v = PQgetisnull(res, row, i) ? NULL : PQgetvalue(res, row, i);
 
+		if (fieldcrypt_is_encrypted(fc, attnum))
+			v = fieldcrypt_decode(fc, attnum, v);
 		if (apply_masks && masks[attnum - 1] != MASK_NONE)
 			v = mask_value(v, masks[attnum - 1]);
 		values[attnum - 1] = InputFunctionCall(&attinmeta->attinfuncs[attnum - 1], v,
@@ -704,6 +720,25 @@ deparse_expr(Node *node, DeparseCtx *ctx)
 	}
 }
 
+/*
+ * Column attnum of rel as the remote SQL reads it, qualified by alias unless
+ * NULL: its name, or for an encrypted column fieldcrypt's fetch expression.
+ */
+static void
+deparse_column(StringInfo buf, Relation rel, int attnum, const char *crypt,
+			   const char *alias)
+{
+	if (crypt != NULL && crypt[attnum - 1])
+	{
+		fieldcrypt_deparse_fetch(buf, rel, attnum, alias);
+		return;
+	}
+	if (alias != NULL)
+		appendStringInfo(buf, "%s.", alias);
+	appendStringInfoString(buf, quote_identifier(NameStr(TupleDescAttr(RelationGetDescr(rel),
+																		 attnum - 1)->attname)));
+}
+
 /* "public.<table>" */
 static void
 deparse_table(StringInfo buf, Oid relid)
@@ -726,9 +761,12 @@ deparse_all_columns(StringInfo buf, Relation rel, const char *alias,
 {
 	TupleDesc	tupdesc = RelationGetDescr(rel);
 	char	   *masks = unmasked_only ? column_masks(rel) : NULL;
+	char	   *crypt;
 	bool		first = true;
 	int			i;
 
+	if (!fieldcrypt_columns(rel, &crypt))
+		crypt = NULL;
 	*attrs = NIL;
 	for (i = 0; i < tupdesc->natts; i++)
 	{
@@ -741,9 +779,7 @@ deparse_all_columns(StringInfo buf, Relation rel, const char *alias,
 		if (!first)
 			appendStringInfoString(buf, ", ");
 		first = false;
-		if (alias != NULL)
-			appendStringInfo(buf, "%s.", alias);
-		appendStringInfoString(buf, quote_identifier(NameStr(att->attname)));
+		deparse_column(buf, rel, i + 1, crypt, alias);
 		*attrs = lappend_int(*attrs, i + 1);
 	}
 }
@@ -764,6 +800,8 @@ fdwGetForeignRelSize(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntableid)
 	baserel->fdw_private = fpinfo;
 	rel = table_open(foreigntableid, NoLock);
 	fpinfo->masks = column_masks(rel);
+	if (!fieldcrypt_columns(rel, &fpinfo->crypt))
+		fpinfo->crypt = NULL;
 	table_close(rel, NoLock);
 
 	foreach(lc, baserel->baserestrictinfo)
@@ -774,6 +812,9 @@ fdwGetForeignRelSize(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntableid)
 			fpinfo->remote_conds = lappend(fpinfo->remote_conds, ri);
 		else
 			fpinfo->local_conds = lappend(fpinfo->local_conds, ri);
+		/* equality on an encrypted column: also sent as a blind-index qual */
+		if (fieldcrypt_qual_column(ri->clause, baserel, fpinfo->crypt))
+			fpinfo->bidx_conds = lappend(fpinfo->bidx_conds, ri);
 	}
 
 	pull_varattnos((Node *) baserel->reltarget->exprs, baserel->relid,
@@ -813,6 +854,7 @@ fdwGetForeignPlan(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntableid,
 	List	   *local_exprs = NIL;
 	List	   *params = NIL;
 	List	   *retrieved_attrs = NIL;
+	List	   *bidx_params = NIL;
 	StringInfoData buf;
 	DeparseCtx	ctx;
 	Relation	rel;
@@ -861,10 +903,9 @@ fdwGetForeignPlan(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntableid,
 		if (!first)
 			appendStringInfoString(&buf, ", ");
 		first = false;
-		appendStringInfoString(&buf, quote_identifier(NameStr(att->attname)));
+		deparse_column(&buf, rel, i + 1, fpinfo->crypt, NULL);
 		retrieved_attrs = lappend_int(retrieved_attrs, i + 1);
 	}
-	table_close(rel, NoLock);
 	if (first)
 		appendStringInfoString(&buf, "NULL");
 
@@ -881,6 +922,18 @@ fdwGetForeignPlan(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntableid,
 		first = false;
 		deparse_expr((Node *) lfirst(lc), &ctx);
 	}
+	/* Last: their parameters must not be shared with deparse_expr's. */
+	foreach(lc, fpinfo->bidx_conds)
+	{
+		RestrictInfo *ri = lfirst_node(RestrictInfo, lc);
+
+		appendStringInfoString(&buf, first ? " WHERE " : " AND ");
+		first = false;
+		fieldcrypt_deparse_qual(&buf, rel, ri->clause,
+								fieldcrypt_qual_column(ri->clause, baserel, fpinfo->crypt),
+								&params, &bidx_params);
+	}
+	table_close(rel, NoLock);
 
 	/* Lock the rows an UPDATE or DELETE is going to change. */
 	if (baserel->relid == root->parse->resultRelation &&
@@ -889,7 +942,7 @@ fdwGetForeignPlan(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntableid,
 		appendStringInfoString(&buf, " FOR UPDATE");
 
 	return make_foreignscan(tlist, local_exprs, baserel->relid, params,
-							list_make2(makeString(buf.data), retrieved_attrs),
+							list_make3(makeString(buf.data), retrieved_attrs, bidx_params),
 							NIL, remote_exprs, outer_plan);
 }
 
@@ -918,6 +971,8 @@ fdwBeginForeignScan(ForeignScanState *node, int eflags)
 	fsstate->conn = clinic_connect(fsstate->rel, &ctx);
 	fsstate->apply_masks = role_is_masked(ctx->role);
 	fsstate->masks = column_masks(fsstate->rel);
+	fsstate->fc = fieldcrypt_begin(fsstate->rel, &ctx->clinic_id);
+	fsstate->bidx_params = lthird(fsplan->fdw_private);
 	fsstate->attinmeta = TupleDescGetAttInMetadata(RelationGetDescr(fsstate->rel));
 	fsstate->cursor_number = ++cursor_counter;
 	fsstate->batch_cxt = AllocSetContextCreate(estate->es_query_cxt,
@@ -970,6 +1025,8 @@ create_cursor(ForeignScanState *node)
 			i++;
 		}
 		reset_transmission_modes(nestlevel);
+		fieldcrypt_translate_params(fsstate->fc, fsstate->bidx_params,
+									fsstate->param_values);
 		MemoryContextSwitchTo(oldcxt);
 	}
 
@@ -1016,7 +1073,8 @@ fetch_more(ForeignScanState *node)
 											fsstate->attinmeta,
 											fsstate->retrieved_attrs, 0,
 											fsstate->masks,
-											fsstate->apply_masks);
+											fsstate->apply_masks,
+											fsstate->fc);
 		fsstate->num_tuples = n;
 		fsstate->eof_reached = (n < medpro_fetch_size);
 	}
@@ -1199,6 +1257,7 @@ fdwPlanForeignModify(PlannerInfo *root, ModifyTable *plan,
 	char	   *table_name;
 	bool		soft_delete;
 	const char *id_name;
+	char	   *crypt;
 	ListCell   *lc;
 	int			col;
 	int			n;
@@ -1224,6 +1283,9 @@ fdwPlanForeignModify(PlannerInfo *root, ModifyTable *plan,
 			if (attno > 0 && !TupleDescAttr(tupdesc, attno - 1)->attisdropped)
 				target_attrs = lappend_int(target_attrs, attno);
 		}
+		/* an encrypted value is bound to its row id: always send the id */
+		if (fieldcrypt_columns(rel, &crypt) && !list_member_int(target_attrs, id_attnum(rel)))
+			target_attrs = lappend_int(target_attrs, id_attnum(rel));
 	}
 	else if (operation == CMD_UPDATE)
 	{
@@ -1240,6 +1302,8 @@ fdwPlanForeignModify(PlannerInfo *root, ModifyTable *plan,
 			target_attrs = lappend_int(target_attrs, attno);
 		}
 	}
+	if (!fieldcrypt_columns(rel, &crypt))
+		crypt = NULL;
 
 	initStringInfo(&sql);
 	switch (operation)
@@ -1251,18 +1315,25 @@ fdwPlanForeignModify(PlannerInfo *root, ModifyTable *plan,
 				appendStringInfoString(&sql, " DEFAULT VALUES");
 			else
 			{
+				int			nparams = 1;
+
 				appendStringInfoString(&sql, " (");
-				n = 0;
 				foreach(lc, target_attrs)
 				{
 					Form_pg_attribute att = TupleDescAttr(tupdesc, lfirst_int(lc) - 1);
 
-					appendStringInfo(&sql, "%s%s", n > 0 ? ", " : "",
-									 quote_identifier(NameStr(att->attname)));
-					n++;
+					if (nparams > 1)
+						appendStringInfoString(&sql, ", ");
+					if (crypt && crypt[lfirst_int(lc) - 1])
+						fieldcrypt_deparse_target(&sql, rel, lfirst_int(lc), false, &nparams);
+					else
+					{
+						appendStringInfoString(&sql, quote_identifier(NameStr(att->attname)));
+						nparams++;
+					}
 				}
 				appendStringInfoString(&sql, ") VALUES (");
-				for (n = 1; n <= list_length(target_attrs); n++)
+				for (n = 1; n < nparams; n++)
 					appendStringInfo(&sql, "%s$%d", n > 1 ? ", " : "", n);
 				appendStringInfoChar(&sql, ')');
 			}
@@ -1277,9 +1348,16 @@ fdwPlanForeignModify(PlannerInfo *root, ModifyTable *plan,
 				{
 					Form_pg_attribute att = TupleDescAttr(tupdesc, lfirst_int(lc) - 1);
 
-					appendStringInfo(&set, "%s%s = $%d", n > 2 ? ", " : "",
-									 quote_identifier(NameStr(att->attname)), n);
-					n++;
+					if (n > 2)
+						appendStringInfoString(&set, ", ");
+					if (crypt && crypt[lfirst_int(lc) - 1])
+						fieldcrypt_deparse_target(&set, rel, lfirst_int(lc), true, &n);
+					else
+					{
+						appendStringInfo(&set, "%s = $%d",
+										 quote_identifier(NameStr(att->attname)), n);
+						n++;
+					}
 				}
 				deparse_update_returning_old(&sql, rel, set.data, id_name,
 											 soft_delete, &retrieved_attrs,
@@ -1339,6 +1417,13 @@ fdwBeginForeignModify(ModifyTableState *mtstate, ResultRelInfo *rinfo,
 	fmstate->user_id = ctx->user_id;
 	fmstate->apply_masks = role_is_masked(ctx->role);
 	fmstate->masks = column_masks(fmstate->rel);
+	fmstate->fc = fieldcrypt_begin(fmstate->rel, &ctx->clinic_id);
+	fmstate->id_attno = id_attnum(fmstate->rel);
+	if (fmstate->fc && fmstate->operation == CMD_UPDATE &&
+		list_member_int(fmstate->target_attrs, fmstate->id_attno))
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("the id of a row with encrypted columns cannot change")));
 	fmstate->attinmeta = TupleDescGetAttInMetadata(tupdesc);
 	fmstate->owner = fmstate->rel->rd_rel->relowner;
 	{
@@ -1422,8 +1507,10 @@ modify_params(FdwModifyState *fmstate, TupleTableSlot *slot,
 	int			n = 0;
 	ListCell   *lc;
 	int			i = 0;
+	const char *row_id = NULL;
 
-	values = palloc0(sizeof(char *) * (list_length(fmstate->target_attrs) + 1));
+	values = palloc0(sizeof(char *) *
+					 (list_length(fmstate->target_attrs) * FIELDCRYPT_WIDTH + 1));
 	nestlevel = set_transmission_modes();
 	if (fmstate->operation != CMD_INSERT)
 	{
@@ -1433,6 +1520,15 @@ modify_params(FdwModifyState *fmstate, TupleTableSlot *slot,
 		if (isnull)
 			elog(ERROR, "row identity is null");
 		values[n++] = OutputFunctionCall(&fmstate->rowid_flinfo, id);
+		row_id = values[0];
+	}
+	if (slot != NULL && fmstate->fc && fmstate->operation == CMD_INSERT)
+	{
+		bool		isnull;
+		Datum		id = slot_getattr(slot, fmstate->id_attno, &isnull);
+
+		row_id = isnull ? fieldcrypt_new_row_id() :
+			DatumGetCString(DirectFunctionCall1(uuid_out, id));
 	}
 	if (slot != NULL)
 	{
@@ -1449,10 +1545,25 @@ modify_params(FdwModifyState *fmstate, TupleTableSlot *slot,
 						 errmsg("permission denied to write column \"%s\"",
 								NameStr(TupleDescAttr(RelationGetDescr(fmstate->rel),
 													  attnum - 1)->attname))));
-			values[n] = isnull ? NULL : OutputFunctionCall(&fmstate->param_flinfo[i], v);
-			if (values[n] != NULL)
-				validate_value(fmstate, attnum, values[n]);
-			n++;
+			if (fieldcrypt_is_encrypted(fmstate->fc, attnum))
+			{
+				/* checked in clear, then encrypted: the clinic never sees it */
+				const char *plain = isnull ? NULL : OutputFunctionCall(&fmstate->param_flinfo[i], v);
+
+				if (plain != NULL)
+					validate_value(fmstate, attnum, plain);
+				fieldcrypt_encode(fmstate->fc, attnum, plain, row_id, values + n);
+				n += FIELDCRYPT_WIDTH;
+			}
+			else if (fmstate->fc && attnum == fmstate->id_attno)
+				values[n++] = row_id;
+			else
+			{
+				values[n] = isnull ? NULL : OutputFunctionCall(&fmstate->param_flinfo[i], v);
+				if (values[n] != NULL)
+					validate_value(fmstate, attnum, values[n]);
+				n++;
+			}
 			i++;
 		}
 	}
@@ -1571,7 +1682,7 @@ finish_modify(FdwModifyState *fmstate, PGresult *res, TupleTableSlot *slot)
 			tup = make_tuple(res, 0, fmstate->rel, fmstate->attinmeta,
 							 fmstate->retrieved_attrs,
 							 list_length(fmstate->old_attrs),
-							 fmstate->masks, fmstate->apply_masks);
+							 fmstate->masks, fmstate->apply_masks, fmstate->fc);
 			ExecForceStoreHeapTuple(tup, slot, false);
 
 			foreach(lc, fmstate->retrieved_attrs)
@@ -1779,6 +1890,11 @@ medpro_fdw_validator(PG_FUNCTION_ARGS)
 						 errhint("Valid values are \"admin\" and \"all\".")));
 			continue;
 		}
+		if (catalog == AttributeRelationId && strcmp(def->defname, "encrypted") == 0)
+		{
+			(void) defGetBoolean(def);
+			continue;
+		}
 		if (catalog == AttributeRelationId && strcmp(def->defname, "mask") == 0)
 		{
 			char	   *v = defGetString(def);
@@ -1808,7 +1924,7 @@ medpro_fdw_validator(PG_FUNCTION_ARGS)
 		else if (catalog == ForeignTableRelationId)
 			valid = "table_name, soft_delete, writers";
 		else if (catalog == AttributeRelationId)
-			valid = "mask, validate";
+			valid = "mask, validate, encrypted";
 		else
 			valid = NULL;
 		ereport(ERROR,

@@ -206,7 +206,7 @@ BEGIN
 	v_email := medpro.check_email(email);
 	BEGIN
 		INSERT INTO medpro.users (clinic_id, email, password_hash, role, first_name, last_name)
-		VALUES (v_clinic, v_email, medpro.password_hash(password, v_email), role,
+		VALUES (v_clinic, v_email, medpro.password_hash(password, v_email, v_clinic), role,
 				first_name, last_name)
 		RETURNING id INTO v_id;
 	EXCEPTION WHEN unique_violation THEN
