@@ -380,6 +380,7 @@ medpro_template_columns(PG_FUNCTION_ARGS)
 								"  FROM pg_catalog.pg_class c JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid "
 								" WHERE c.relnamespace = 'public'::pg_catalog.regnamespace AND c.relkind IN ('r', 'p') "
 								"   AND a.attnum > 0 AND NOT a.attisdropped "
+								"   AND coalesce(pg_catalog.col_description(c.oid, a.attnum), '') NOT LIKE 'medpro:internal%' "
 								" ORDER BY c.relname, a.attnum",
 								0, NULL, "reading the template's tables");
 		for (i = 0; i < PQntuples(res); i++)

@@ -11,7 +11,7 @@
 -- server's files).
 \set ON_ERROR_STOP 1
 SET client_min_messages = warning;
-SELECT plan(48);
+SELECT plan(49);
 
 DO $$
 BEGIN
@@ -243,5 +243,13 @@ SELECT cmp_ok(:canary_hits, '>', 0, 'positive control: a stored plaintext is fou
 SELECT is(:ssn_hits, 0, 'the numbers are nowhere in the clinic databases'' files or the WAL after a CHECKPOINT');
 SELECT is(:central_hits, 0, '... nor in the central database''s files');
 DROP TABLE public.tap_fc_canary;
+
+-- The storage columns are marked medpro:internal, so a refresh of the
+-- central relations never exposes the ciphertext or the blind index.
+SELECT medpro_refresh_relations() \g /dev/null
+SELECT is((SELECT array_agg(attname::text) FROM pg_attribute
+			WHERE attrelid IN ('clinic.patients'::regclass, 'medpro.ft_patients'::regclass)
+			  AND attname::text LIKE 'social\_security\_number\_%' AND NOT attisdropped), NULL,
+	'medpro_refresh_relations() exposes none of the encrypted column''s storage columns');
 
 SELECT * FROM finish();

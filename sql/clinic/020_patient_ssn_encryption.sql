@@ -27,8 +27,8 @@ CREATE INDEX patients_ssn_bidx_idx
 COMMENT ON COLUMN patients.social_security_number IS
     'Legacy plaintext, NULL for every row written by medpro 0.1 (see social_security_number_enc).';
 COMMENT ON COLUMN patients.social_security_number_enc IS
-    'AES-256-GCM ciphertext of the normalised number under the clinic data key, bound to clinic, table, column, row id and key version.';
+    'medpro:internal (never exposed through clinic.*): AES-256-GCM ciphertext of the normalised number under the clinic data key, bound to clinic, table, column, row id and key version.';
 COMMENT ON COLUMN patients.social_security_number_bidx IS
-    'HMAC-SHA256 blind index of the normalised number under the clinic index key (hex), for equality searches.';
+    'medpro:internal (never exposed through clinic.*): HMAC-SHA256 blind index of the normalised number under the clinic index key (hex), for equality searches.';
 COMMENT ON COLUMN patients.social_security_number_key_version IS
-    'Version of the clinic data key (central medpro.clinic_keys) the ciphertext was made with.';
+    'medpro:internal (never exposed through clinic.*): Version of the clinic data key (central medpro.clinic_keys) the ciphertext was made with.';

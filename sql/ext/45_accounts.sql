@@ -84,7 +84,7 @@ BEGIN
 	IF old_password IS NULL OR v_user.locked
 	   OR NOT medpro.crypto_password_verify(v_user.password_hash, old_password) THEN
 		PERFORM medpro.autonomous(format(
-			'SELECT medpro.login_failed(%L::uuid, %L, %L, NULL, %s, %s)',
+			'SELECT medpro.login_failed(%L::uuid, %L, %L, NULL, %L::integer, %L::integer)',
 			v_user.id, v_user.email,
 			CASE WHEN v_user.locked THEN 'account locked' ELSE 'wrong password (password change)' END,
 			current_setting('medpro.login_max_failures')::int,

@@ -132,7 +132,7 @@ BEGIN
 			EXECUTE format('ALTER EXTENSION medpro ADD FOREIGN TABLE medpro.%I', v_ft);
 			EXECUTE format('REVOKE ALL ON medpro.%I FROM PUBLIC', v_ft);
 			EXECUTE format('COMMENT ON FOREIGN TABLE medpro.%I IS %L', v_ft,
-						   'internal: the current clinic''s ' || t.table_name || ' table (use clinic.' || t.table_name || ')');
+						   format('internal: the current clinic''s %s table (use clinic.%s)', t.table_name, t.table_name));
 			v_oid := to_regclass(format('medpro.%I', v_ft));
 			relation := 'medpro.' || v_ft;
 			change := 'created';
@@ -150,8 +150,8 @@ BEGIN
 				 ORDER BY a.attnum
 			LOOP
 				IF v_view IS NOT NULL THEN
-					EXECUTE format('ALTER EXTENSION medpro DROP VIEW %s', v_view);
-					EXECUTE format('DROP VIEW %s', v_view);
+					EXECUTE format('ALTER EXTENSION medpro DROP VIEW clinic.%I', t.table_name);
+					EXECUTE format('DROP VIEW clinic.%I', t.table_name);
 					v_view := NULL;
 				END IF;
 				IF c.want IS NULL THEN
@@ -194,8 +194,8 @@ BEGIN
 			v_view := to_regclass(format('clinic.%I', t.table_name));
 			EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON clinic.%I TO medpro_api', t.table_name);
 			EXECUTE format('COMMENT ON VIEW clinic.%I IS %L', t.table_name,
-						   'the current clinic''s ' || replace(t.table_name, '_', ' ')
-						   || CASE WHEN v_soft THEN ' (DELETE is a soft delete; deleted rows are hidden)' ELSE '' END);
+						   format('the current clinic''s %s%s', replace(t.table_name, '_', ' '),
+								  CASE WHEN v_soft THEN ' (DELETE is a soft delete; deleted rows are hidden)' ELSE '' END));
 			IF NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass
 							 AND d.objid = v_view AND d.deptype = 'e') THEN
 				EXECUTE format('ALTER EXTENSION medpro ADD VIEW clinic.%I', t.table_name);
