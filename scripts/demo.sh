@@ -4,10 +4,12 @@
 # it as an application role that holds only medpro_api.
 #
 # MEDPRO_KEEP_CLUSTER=1 leaves the cluster running afterwards (see
-# `scripts/cluster.sh env` to reach it).
+# `scripts/cluster.sh env` to reach it).  With PG_CONFIG set, that
+# PostgreSQL is used instead of the one on PATH.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
+[ -n "${PG_CONFIG:-}" ] && export PATH="$("$PG_CONFIG" --bindir):$PATH"
 export MEDPRO_CLUSTER=${MEDPRO_CLUSTER:-/tmp/medpro-demo-cluster}
 export MEDPRO_PGPORT=${MEDPRO_PGPORT:-54331}
 

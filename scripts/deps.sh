@@ -4,7 +4,8 @@
 # something is missing.
 set -euo pipefail
 PKGS="postgresql-15 postgresql-contrib postgresql-server-dev-15 postgresql-15-pgtap
-libtap-parser-sourcehandler-pgtap-perl libssl-dev libargon2-dev make gcc openssl python3"
+libtap-parser-sourcehandler-pgtap-perl libssl-dev libargon2-dev make gcc openssl python3
+clang-14 libclang-rt-14-dev"
 missing=""
 for p in $PKGS; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

@@ -2,6 +2,8 @@
 # scripts/test.sh: run every medpro test on a throwaway cluster.
 #
 #   1. install missing packages, build with -Werror, install;
+#      then the JOSE parser alone (test/fuzz/run.sh): its unit tests under
+#      ASan and UBSan, and libFuzzer for $MEDPRO_FUZZ_SECONDS (default 60);
 #   2. start a fresh cluster (scripts/cluster.sh), as an unprivileged user
 #      when run as root;
 #   3. pg_regress: `make installcheck` from a copy of the tree that the
@@ -23,6 +25,18 @@ OSUSER=${MEDPRO_PGUSER_OS:-postgres}
 "$ROOT"/scripts/deps.sh
 "$ROOT"/scripts/build.sh
 
+# Public test vectors: ../shared/vectors beside the checkout, or $MEDPRO_VECTORS.
+VECTORS=${MEDPRO_VECTORS:-$ROOT/../shared/vectors}
+[ -f "$VECTORS/jwt_public.json" ] || { echo "test vectors not found in $VECTORS" >&2; exit 1; }
+
+status=0
+# The JOSE parser outside PostgreSQL: sanitizer unit tests, then libFuzzer
+# for $MEDPRO_FUZZ_SECONDS (default 60).  Needs no server.
+echo "== parser (ASan + UBSan tests, libFuzzer)"
+if ! MEDPRO_VECTORS="$VECTORS" "$ROOT"/test/fuzz/run.sh; then
+	status=1
+fi
+
 "$ROOT"/scripts/cluster.sh destroy
 "$ROOT"/scripts/cluster.sh start
 cleanup() {
@@ -35,10 +49,6 @@ cleanup() {
 }
 trap cleanup EXIT
 eval "$("$ROOT"/scripts/cluster.sh env)"
-
-# Public test vectors: ../shared/vectors beside the checkout, or $MEDPRO_VECTORS.
-VECTORS=${MEDPRO_VECTORS:-$ROOT/../shared/vectors}
-[ -f "$VECTORS/jwt_public.json" ] || { echo "test vectors not found in $VECTORS" >&2; exit 1; }
 
 # A copy of the tree the server's user can write (pg_regress writes results/).
 WORK=$(mktemp -d /tmp/medpro-test-XXXXXX)
@@ -57,7 +67,6 @@ run() {
 	fi
 }
 
-status=0
 echo "== pg_regress"
 if ! run make -C "$WORK/tree" -s installcheck; then
 	status=1

@@ -20,7 +20,8 @@ RESET ROLE;
 
 SET ROLE regress_op;
 SELECT regress_try($$SELECT medpro_key_rotate('none')$$);
-SELECT regress_try($$SELECT medpro_key_rotate('RS256')$$);
+-- (an unknown name; asymmetric rotation is the keyring's, issue 5 item 2)
+SELECT regress_try($$SELECT medpro_key_rotate('RS1024')$$);
 SELECT regress_try($$SELECT medpro_key_rotate(NULL)$$);
 SELECT medpro_key_rotate() ~ '^mp[0-9a-f]{18}$' AS kid_format;
 SELECT medpro_key_rotate('HS512') ~ '^mp[0-9a-f]{18}$' AS kid_format;

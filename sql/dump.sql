@@ -20,6 +20,8 @@ SELECT (SELECT count(*) FROM medpro.users) AS users, (SELECT count(*) FROM medpr
 	   (SELECT count(*) FROM medpro.migrations) AS migrations,
 	   (SELECT count(*) > 0 FROM medpro.audit_log) AS audit_kept;
 SELECT medpro_authenticate(medpro_login('root@dump.test', 'a long password 1')) ->> 'email' AS logs_in_after_restore;
+-- The audit chains come back as they were, and keep growing.
+SELECT bool_and(valid) AS audit_chains_valid, count(*) > 0 AS chains FROM medpro_audit_verify();
 \c postgres
 DROP DATABASE medpro_regress_dump_src;
 DROP DATABASE medpro_regress_dump_dst;

@@ -20,5 +20,11 @@ SELECT medpro_jwt_sign('{"a":1}', E'\xff' || repeat('k', 40));
 SELECT medpro_jwt_verify(E'eyJhbGciOiJIUzI1NiJ9.\xff.x', repeat('k', 40));
 SELECT valid, reason FROM medpro_jwt_decode(E'\xff', repeat('k', 40));
 SELECT medpro_jwt_verify(medpro_jwt_sign('{"sub":"ascii only","exp":4102444800}', repeat('k', 40)), repeat('k', 40));
+-- PEM keys (EdDSA): a round trip, and an 8-bit byte in a text key.
+\set ed_key `cat test/keys/ed25519_rfc8037.key`
+\set ed_pub `cat test/keys/ed25519_rfc8037.pub`
+SELECT medpro_jwt_verify(medpro_jwt_sign('{"sub":"ascii only","exp":4102444800}', :'ed_key', 'EdDSA'), :'ed_pub', 'EdDSA');
+SELECT medpro_jwt_verify('a.b.c', E'\xff' || :'ed_pub', 'EdDSA');
+SELECT medpro_jwt_verify('a.b.c', convert_to(:'ed_pub', 'SQL_ASCII') || '\xff'::bytea, 'EdDSA');
 \c postgres
 DROP DATABASE medpro_regress_ascii;

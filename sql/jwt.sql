@@ -181,6 +181,8 @@ SELECT pg_temp.try(s) AS outcome FROM (VALUES
 	($$SELECT * FROM medpro_jwt_decode('a.b.c', decode(repeat('0c', 48), 'hex'), 'HS512')$$),
 	($$SELECT * FROM medpro_jwt_decode(NULL, 'secret')$$),
 	($$SELECT medpro_jwt_verify(NULL, 'secret')$$)) v(s);
+-- Algorithm names: unknown ones, and RS256, ES256, EdDSA, which are known but
+-- refuse a secret (sql/jwt_asym.sql tests the asymmetric algorithms).
 SELECT left(a, 12) AS algorithm, pg_temp.try(format('SELECT medpro_jwt_sign(%L, %s, %L)', '{}', :'k64', a)) AS sign,
        pg_temp.try(format('SELECT medpro_jwt_verify(%L, %s, %L)', 'a.b.c', :'k64', a)) AS verify,
        pg_temp.try(format('SELECT * FROM medpro_jwt_decode(%L, %s, %L)', 'a.b.c', :'k64', a)) AS decode
@@ -201,6 +203,8 @@ SELECT pg_temp.try(s) AS outcome FROM (VALUES
 	($$SELECT medpro_jwt_sign('{}', decode(repeat('0b', 32), 'hex'), 'HS256', repeat('k', 100000))$$),
 	($$SELECT medpro_jwt_sign(jsonb_build_object('x', repeat('x', 7000)), decode(repeat('0b', 32), 'hex'))$$),
 	($$SELECT medpro_jwt_sign('{"x":1e9000}', decode(repeat('0b', 32), 'hex'))$$),
+	($$SELECT medpro_jwt_sign(('{"x":' || repeat('[', 65) || repeat(']', 65) || '}')::jsonb, decode(repeat('0b', 32), 'hex'))$$),
+	($$SELECT medpro_jwt_sign(('{"x":' || repeat('{"y":', 64) || '1' || repeat('}', 64) || '}')::jsonb, decode(repeat('0b', 32), 'hex'))$$),
 	($$SELECT medpro_jwt_verify('a.b.c', NULL::bytea)$$),
 	($$SELECT medpro_jwt_verify('a.b.c', decode(repeat('0b', 32), 'hex'), NULL)$$),
 	($$SELECT medpro_jwt_verify(NULL, NULL::text)$$),
@@ -250,11 +254,30 @@ SELECT h AS header, pg_temp.why(pg_temp.b64(convert_to(h, 'UTF8')) || '.e30.') A
                ('{"alg":"HS\u0032\u0035\u0036","typ":"JWT"}'), (E'\t{ "alg" : "HS256" }\r\n')) v(h);
 SELECT pg_temp.why(pg_temp.b64('\x7b22616c67223a22ff227d'::bytea) || '.e30.') AS latin1_byte,
        pg_temp.why(pg_temp.b64('\x7b22616c67223a2248533235360022207d'::bytea) || '.e30.') AS raw_nul;
+-- medpro signs only what it accepts: a payload nested 64 levels deep
+-- round-trips; 65 levels are refused by medpro_jwt_sign (above).
+SELECT pg_temp.why(medpro_jwt_sign(('{"exp":2000000100,"x":' || repeat('[', 63) || repeat(']', 63) || '}')::jsonb, :k32)) AS signed_depth_64;
 -- Nesting: 64 levels are fine, 65 are not (checked before parsing)
 SELECT pg_temp.why(pg_temp.b64t('{"alg":"HS256","x":' || repeat('[', 63) || repeat(']', 63) || '}') || '.e30.') AS depth_64,
        pg_temp.why(pg_temp.b64t('{"alg":"HS256","x":' || repeat('[', 64) || repeat(']', 64) || '}') || '.e30.') AS depth_65,
        pg_temp.why(pg_temp.b64t('{"alg":"HS256","x":"' || repeat('[', 100) || '"}') || '.e30.') AS brackets_in_string,
        pg_temp.why(pg_temp.b64t('{"alg":"HS256","x":' || repeat('{"a":', 70) || '1' || repeat('}', 70) || '}') || '.e30.') AS objects_70;
+-- typ (RFC 7515 4.1.9, RFC 9068): JWT or at+jwt, as a media type (case-insensitive,
+-- "application/" optional); checked after alg, before the signature
+SELECT h AS header, pg_temp.why(pg_temp.mk(h, '{"exp":2000000100}')) AS reason
+  FROM (VALUES ('{"alg":"HS256","typ":"JWT"}'), ('{"alg":"HS256","typ":"jwt"}'), ('{"alg":"HS256","typ":"at+jwt"}'),
+               ('{"alg":"HS256","typ":"AT+JWT"}'), ('{"alg":"HS256","typ":"application/jwt"}'),
+               ('{"alg":"HS256","typ":"application/at+jwt"}'), ('{"alg":"HS256","typ":"JOSE"}'),
+               ('{"alg":"HS256","typ":"JWT "}'), ('{"alg":"HS256","typ":""}'), ('{"alg":"HS256","typ":"application/"}'),
+               ('{"alg":"HS256","typ":"text/jwt"}'), ('{"alg":"HS256","typ":"dpop+jwt"}'), ('{"alg":"HS256","typ":null}'),
+               ('{"alg":"HS256","typ":["JWT"]}'), ('{"alg":"HS256","typ":1}'), ('{"alg":"HS512","typ":"JOSE"}')) v(h);
+-- crit (RFC 7515 4.1.11): a non-empty array of non-empty names, none of which medpro understands
+SELECT h AS header, pg_temp.why(pg_temp.mk(h, '{"exp":2000000100}')) AS reason
+  FROM (VALUES ('{"alg":"HS256","crit":["exp"]}'), ('{"alg":"HS256","crit":["b64"],"b64":false}'),
+               ('{"alg":"HS256","crit":[]}'), ('{"alg":"HS256","crit":"exp"}'), ('{"alg":"HS256","crit":[1]}'),
+               ('{"alg":"HS256","crit":[""]}'), ('{"alg":"HS256","crit":["exp",null]}'), ('{"alg":"HS256","crit":null}'),
+               ('{"alg":"HS256","crit":{}}'), ('{"alg":"HS256","typ":"JOSE","crit":[]}'),
+               ('{"alg":"HS256","x":{"crit":["exp"],"typ":"JOSE"}}')) v(h);
 -- Signature: wrong key, wrong algorithm's key, tampering, truncation
 SELECT pg_temp.why(medpro_jwt_sign('{"exp":2000000100}', decode(repeat('0a', 32), 'hex'))) AS wrong_key,
        pg_temp.why(medpro_jwt_sign('{"exp":2000000100}', :k32) || 'A') AS sig_longer,
@@ -300,6 +323,22 @@ SELECT p AS payload, pg_temp.why(pg_temp.mkp(p)) AS reason
                ('{"exp":2000000100,"iat":253402300800}'), ('{"exp":"x","nbf":"y","iat":"z"}'),
                ('{"exp":1,"nbf":"y"}'), ('{"exp":2000000100,"nbf":1999999000,"iat":1999999000}')) v(p);
 
+-- Time claims that would overflow or wrap are refused, never wrapped or saturated;
+-- JSON has no NaN or Infinity, so those are not JSON at all.
+SELECT p AS payload, pg_temp.why(pg_temp.mkp(p)) AS reason
+  FROM (VALUES ('{"exp":NaN}'), ('{"exp":Infinity}'), ('{"exp":-Infinity}'), ('{"exp":1.7976931348623157e309}'),
+               ('{"exp":1e308}'), ('{"exp":9223372036854775807}'), ('{"exp":9223372036854775808}'),
+               ('{"exp":18446744073709551617}'), ('{"exp":-9223372036854775808}'), ('{"exp":9223372036854.775807}'),
+               ('{"exp":2000000100,"nbf":18446744073709551616}'), ('{"exp":2000000100,"iat":1e19}'),
+               ('{"exp":2000000100,"iat":-1e-7}'), ('{"exp":0.1e11}'), ('{"exp":1e-99999}'),
+               ('{"exp":2000000100,"nbf":0x10}'), ('{"exp":+2000000100}'), ('{"exp":02000000100}')) v(p);
+-- Claims come back exactly as written, whatever the number form.
+SELECT medpro_jwt_verify(pg_temp.mkp('{"exp":2000000100,"a":-0,"b":123456789012345678,"c":1234567890123456789,"d":-5,"e":1.50,"f":2E3,"g":-0.0}'),
+                         :k32, 'HS256', :now)
+     = '{"exp":2000000100,"a":-0,"b":123456789012345678,"c":1234567890123456789,"d":-5,"e":1.50,"f":2E3,"g":-0.0}'::jsonb AS numbers_exact,
+       medpro_jwt_verify(pg_temp.mkp('{"exp":2000000100,"s":"\u00e9\ud83c\udf89\n\/","k":{"\u0061":[1,{"b":null}]}}'),
+                         :k32, 'HS256', :now)
+     = '{"exp":2000000100,"s":"\u00e9\ud83c\udf89\n\/","k":{"\u0061":[1,{"b":null}]}}'::jsonb AS strings_exact;
 -- Time: leeway (default 30 s), boundaries to the microsecond, fractional claims
 SHOW medpro.jwt_leeway;
 SELECT at, pg_temp.why(pg_temp.mkp('{"exp":2000000000}'), at => at) AS exp_2000000000
@@ -314,6 +353,19 @@ SELECT at, pg_temp.why(pg_temp.mkp('{"exp":2000000000}'), at => at) AS exp_20000
   FROM (VALUES ('2033-05-18 03:33:19.999999+00'::timestamptz), ('2033-05-18 03:33:20+00')) v(at);
 SELECT at, pg_temp.why(pg_temp.mkp('{"exp":2000000000.5}'), at => at) AS exp_2000000000_5
   FROM (VALUES ('2033-05-18 03:33:20.499999+00'::timestamptz), ('2033-05-18 03:33:20.5+00')) v(at);
+-- The jsonb built from the parser's events is the one jsonb_in builds, to the text
+-- (numeric scale included): every number form, escapes, nesting, key order.
+SELECT count(*) FILTER (WHERE medpro_jwt_verify(pg_temp.mkp(p), :k32, 'HS256', :now)::text = p::jsonb::text) AS same_text,
+       count(*) AS payloads
+  FROM (VALUES ('{"exp":2000000100,"n":[0,-0,1.50,1e3,1E+3,-0.0,0.000001,1.5e-7,100,999999999999999999,1000000000000000000,-999999999999999999,-9223372036854775808,123456789012345678901234567890.5]}'),
+               ('{"exp":2000000100,"s":["","\"","\\","\/","\b\f\n\r\t","\u0001\u001f","é€🎉","\u00e9\u20ac\ud83c\udf89"]}'),
+               ('{"exp":2000000100,"zz":1,"a":2,"bb":3,"b":4,"":5,"aa":{"y":[],"x":{},"w":[[]],"v":[{}]}}'),
+               ('{"exp":2000000100,"t":true,"f":false,"z":null,"a":[true,false,null,"x",1,{"k":[1,[2,[3]]]}]}'),
+               ('{"exp":2000000100,"\u006b\u0065\u0079":"v","k\u00e9y":"\u0041x"}'),
+               (E' {"exp" : 2000000100 ,\r\n "a" :\t[ 1 , 2 ] } ')) v(p);
+-- A float exp such as 1700000000.9 is exact: valid through 22:13:20.899999, expired from .9.
+SELECT at, pg_temp.why(pg_temp.mkp('{"exp":1700000000.9}'), at => at) AS exp_1700000000_9
+  FROM (VALUES ('2023-11-14 22:13:20.899999+00'::timestamptz), ('2023-11-14 22:13:20.9+00')) v(at);
 SELECT at, pg_temp.why(pg_temp.mkp('{"exp":2000000000.0000001}'), at => at) AS exp_2000000000_0000001
   FROM (VALUES ('2033-05-18 03:33:20+00'::timestamptz), ('2033-05-18 03:33:20.000001+00')) v(at);
 SELECT at, pg_temp.why(pg_temp.mkp('{"exp":2000000100,"nbf":2000000000.25}'), at => at) AS nbf_2000000000_25
@@ -332,6 +384,17 @@ RESET medpro.jwt_leeway;
 -- The order of the time checks: expired first, then nbf, then iat.
 SELECT pg_temp.why(pg_temp.mkp('{"exp":1,"nbf":3000000000,"iat":3000000000}')) AS all_three,
        pg_temp.why(pg_temp.mkp('{"exp":3000000000,"nbf":3000000000,"iat":3000000000}')) AS nbf_and_iat;
+-- "at" at the ends of timestamptz's range: the time arithmetic does not
+-- overflow (the last instant of 294276 once wrapped around and revived a
+-- token that expired in 1970).
+SELECT at, pg_temp.why(pg_temp.mkp('{"exp":1}'), at => at) AS exp_1970,
+       pg_temp.why(pg_temp.mkp('{"exp":253402300799,"nbf":1,"iat":1}'), at => at) AS exp_9999
+  FROM (VALUES ('294276-12-31 23:59:59.999999+00'::timestamptz),
+               ('4713-11-24 00:00:00+00 BC')) v(at);
+SET medpro.jwt_leeway = '1h';
+SELECT at, pg_temp.why(pg_temp.mkp('{"exp":1}'), at => at) AS exp_1970_leeway_1h
+  FROM (VALUES ('294276-12-31 23:59:59.999999+00'::timestamptz)) v(at);
+RESET medpro.jwt_leeway;
 -- Real clock: far future verifies, far past is expired; "at" in the past revives a token.
 SELECT medpro_jwt_verify(pg_temp.mkp('{"exp":4102444800}'), :k32) AS far_future,
        pg_temp.why(pg_temp.mkp('{"exp":1000000000}'), at => NULL) AS far_past,
@@ -353,6 +416,24 @@ BEGIN;
 SELECT pg_temp.clock_test() AS call_clock;
 ROLLBACK;
 RESET medpro.jwt_leeway;
+
+--
+-- The per-backend cache of keyed HMAC contexts (8 entries): more keys than
+-- entries, in turns, each token verifies under its own key only; the same
+-- key bytes under two algorithms are two entries.
+--
+SELECT count(*) FILTER (WHERE pg_temp.why(t, k) = 'valid') AS own_key_valid,
+       count(*) FILTER (WHERE pg_temp.why(t, k2) = 'signature mismatch') AS next_key_mismatch,
+       count(*) AS checks
+  FROM (SELECT i, decode(repeat(lpad(to_hex(i % 20), 2, '0'), 64), 'hex') AS k,
+               decode(repeat(lpad(to_hex((i + 1) % 20), 2, '0'), 64), 'hex') AS k2,
+               medpro_jwt_sign('{"exp":2000000100}', decode(repeat(lpad(to_hex(i % 20), 2, '0'), 64), 'hex'),
+                               CASE WHEN i % 3 = 0 THEN 'HS512' ELSE 'HS256' END) AS t
+          FROM generate_series(0, 59) i) x
+ WHERE i % 3 <> 0;
+SELECT pg_temp.why(medpro_jwt_sign('{"exp":2000000100}', :k64, 'HS512'), :k64, 'HS512') AS hs512,
+       pg_temp.why(medpro_jwt_sign('{"exp":2000000100}', :k64, 'HS384'), :k64, 'HS384') AS hs384_same_key,
+       pg_temp.why(pg_temp.mk('{"alg":"HS512"}', '{"exp":2000000100}', :k64, 'HS384'), :k64, 'HS512') AS hs384_mac_as_hs512;
 
 --
 -- medpro_jwt_decode: one row per call, never an error for a bad token

@@ -120,7 +120,10 @@ SET ROLE regress_app;
 BEGIN;
 SELECT medpro_authenticate(:'a_doc') IS NOT NULL AS authenticated;
 SET LOCAL statement_timeout = '1s';
+-- terse: the clinic's own timeout may fire first and add its CONTEXT line
+\set VERBOSITY terse
 UPDATE clinic.patients SET notes = 'waited' WHERE id = :'pid';
+\set VERBOSITY default
 ROLLBACK;
 RESET ROLE;
 SELECT dblink_exec('holder', 'ROLLBACK');

@@ -15,23 +15,35 @@ CREATE FUNCTION pg_temp.in_clinic(clinic uuid, query text) RETURNS SETOF record 
 $$;
 
 SELECT medpro_key_rotate() IS NOT NULL AS key_rotated;
-SELECT medpro_register_clinic('Pushdown A', 'FR', 'admin@pd-a.test', 'pushdown alpha 2026') AS ca \gset
-SELECT medpro_register_clinic('Pushdown B', 'FR', 'admin@pd-b.test', 'pushdown bravo 2026') AS cb \gset
-SELECT medpro_create_user('sec@pd-a.test', 'pushdown secretary', 'secretary', 'Sam', 'Petit', :'ca') IS NOT NULL AS secretary_a;
+SELECT medpro_register_clinic('Pushdown A', 'FR', 'admin@pd-a.test', 'orchard alpha 2026') AS ca \gset
+SELECT medpro_register_clinic('Pushdown B', 'FR', 'admin@pd-b.test', 'orchard bravo 2026') AS cb \gset
+SELECT medpro_create_user('sec@pd-a.test', 'orchard secretary 7', 'secretary', 'Sam', 'Petit', :'ca') IS NOT NULL AS secretary_a;
 
 -- Estimates use the clinic's reltuples once read: keep it unset (-1) here,
--- so that the plans below do not depend on when autovacuum runs.
+-- so that the plans below do not depend on when autovacuum runs.  Clinic
+-- A's patients are loaded without its duplicate checks (the trigger
+-- patients_rules, the unique index patients_fold_name_idx): equal and
+-- case-folded equal names are the point of this data set.
 SELECT count(*) AS settings FROM pg_temp.in_clinic(:'ca', $$
 	ALTER TABLE patients SET (autovacuum_enabled = false);
 	ALTER TABLE appointments SET (autovacuum_enabled = false);
+	ALTER TABLE patients DISABLE TRIGGER patients_rules;
+	DROP INDEX patients_fold_name_idx;
 	SELECT 'x'
 $$) AS t(v text);
 -- Clinic A: 400 patients with duplicates, NULLs, mixed case and accents
 -- (text order depends on the collation), 10% soft-deleted.  Clinic B: other
--- names, so a row of B in A's results would show.
+-- names, so a row of B in A's results would show.  The social security
+-- numbers (valid NIRs, pd_ssn) are written later through clinic.patients,
+-- which encrypts them: the clinic database refuses them in clear.
+CREATE FUNCTION pg_temp.pd_ssn(n int) RETURNS text LANGUAGE sql IMMUTABLE AS $f$
+	SELECT b || lpad((97 - b::bigint % 97)::text, 2, '0')
+	  FROM (SELECT (ARRAY['1', '2'])[1 + n % 2] || lpad(((n::bigint * 7919) % 1000000000000)::text, 12, '0') AS b) s
+	 WHERE n % 5 <> 0
+$f$;
 SELECT count(*) AS inserted_a FROM pg_temp.in_clinic(:'ca', $$
 	INSERT INTO patients (first_name, last_name, patient_number, email, gender, date_of_birth,
-						  social_security_number, medical_history, allergies, notes, is_active,
+						  medical_history, allergies, notes, is_active,
 						  created_at, deleted_at)
 	SELECT (ARRAY['Anne', 'anne', 'Élodie', 'Zoé', 'Jean', 'jean-Luc', 'Ömer', 'Bob', 'Émile'])[1 + n % 9],
 		   (ARRAY['Durand', 'durand', 'Dupont', 'Éric', 'Martin', 'martin', 'O''Brien', 'van Dijk', 'Zola', 'Abel', 'Dupont-Moretti'])[1 + (n * 7) % 11],
@@ -39,7 +51,6 @@ SELECT count(*) AS inserted_a FROM pg_temp.in_clinic(:'ca', $$
 		   CASE WHEN n % 4 = 0 THEN NULL ELSE 'p' || n || '@ex.test' END,
 		   (ARRAY['female', 'male', 'other', NULL])[1 + n % 4],
 		   CASE WHEN n % 13 = 0 THEN NULL ELSE date '1940-01-01' + (n * 97) % 25000 END,
-		   CASE WHEN n % 5 = 0 THEN NULL ELSE lpad(((n::bigint * 7919) % 1000000000000000)::text, 15, '1') END,
 		   CASE WHEN n % 3 = 0 THEN 'secret ' || n END,
 		   (ARRAY['pollen', 'Pollen', NULL, 'lait'])[1 + n % 4],
 		   CASE WHEN n % 6 = 0 THEN NULL ELSE repeat('x', n % 8) || 'n' || n END,
@@ -70,6 +81,10 @@ SELECT count(*) AS inserted_appointments FROM pg_temp.in_clinic(:'ca', $$
 	 WHERE p.n % 3 = 0
 	RETURNING 'x'
 $$) AS t(v text);
+SELECT v AS rules_back FROM pg_temp.in_clinic(:'ca', $$
+	ALTER TABLE patients ENABLE TRIGGER patients_rules;
+	SELECT 'enabled'
+$$) AS t(v text);
 
 -- The local copy: clinic A's live rows, read from the clinic database itself.
 CREATE TABLE pd_local AS
@@ -83,6 +98,7 @@ SELECT * FROM dblink(format('host=%s port=%s dbname=%s user=postgres',
 	 AS t(id uuid, first_name text, last_name text, patient_number text, email text, gender text,
 		  date_of_birth date, social_security_number text, allergies text, notes text,
 		  is_active boolean, created_at timestamptz);
+UPDATE pd_local SET social_security_number = pg_temp.pd_ssn(substr(patient_number, 2)::int);
 GRANT SELECT ON pd_local TO regress_app;
 CREATE TABLE pd_appt AS
 SELECT * FROM dblink(format('host=%s port=%s dbname=%s user=postgres',
@@ -236,11 +252,14 @@ END
 $$;
 
 SET ROLE regress_app;
-SELECT medpro_login('admin@pd-a.test', 'pushdown alpha 2026') AS a_admin \gset
-SELECT medpro_login('sec@pd-a.test', 'pushdown secretary') AS a_sec \gset
-SELECT medpro_login('admin@pd-b.test', 'pushdown bravo 2026') AS b_admin \gset
+SELECT medpro_login('admin@pd-a.test', 'orchard alpha 2026') AS a_admin \gset
+SELECT medpro_login('sec@pd-a.test', 'orchard secretary 7') AS a_sec \gset
+SELECT medpro_login('admin@pd-b.test', 'orchard bravo 2026') AS b_admin \gset
 SELECT medpro_authenticate(:'a_admin', true) ->> 'role' AS role;
-SELECT count(*) AS live_rows_routed FROM clinic.patients;
+-- the numbers, encrypted by medpro_fdw on their way to the clinic
+UPDATE clinic.patients p SET social_security_number = l.social_security_number
+  FROM pd_local l WHERE l.id = p.id AND l.social_security_number IS NOT NULL;
+SELECT count(*) AS live_rows_routed, count(social_security_number) AS with_ssn FROM clinic.patients;
 
 -- What is shipped, and what is not. ------------------------------------------
 EXPLAIN (VERBOSE, COSTS OFF)
@@ -379,6 +398,13 @@ SELECT count(*) AS spied, count(*) FILTER (WHERE patient_number IN (
 	   (SELECT count(*) FROM pg_temp.in_clinic(:'ca', 'SELECT 1 FROM patients WHERE deleted_at IS NOT NULL') AS t(v text))
 	   AS deleted_in_clinic
   FROM spied;
+-- the clinic holds the numbers encrypted only: ciphertext and blind index
+SELECT * FROM pg_temp.in_clinic(:'ca', $$
+	SELECT count(*) FILTER (WHERE social_security_number IS NOT NULL) || ' in clear, '
+		   || count(*) FILTER (WHERE social_security_number_enc IS NOT NULL
+							   AND social_security_number_bidx IS NOT NULL) || ' encrypted'
+	  FROM patients
+$$) AS t(ssn_in_clinic text);
 SET ROLE regress_app;
 
 -- Isolation: one cached plan, two clinics. -----------------------------------

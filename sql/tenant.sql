@@ -206,6 +206,9 @@ SELECT regress_try('SELECT medpro_current_clinic()');
 RESET ROLE;
 UPDATE medpro.users SET is_active = true WHERE email = 'admin@a.test';
 SET ROLE regress_app;
+-- deactivation revoked every earlier token: reactivated, the user logs in again
+SELECT regress_try(format('SELECT medpro_authenticate(%L)', :'tok_a'));
+SELECT medpro_login('admin@a.test', 'alpha clinic pw 1') AS tok_a \gset
 SELECT medpro_authenticate(:'tok_a', session => true) IS NOT NULL AS authenticated;
 RESET ROLE;
 UPDATE medpro.clinics SET status = 'suspended' WHERE id = 'aaaaaaaa-0000-4000-8000-000000000001';

@@ -26,4 +26,10 @@ extern void audit_write(const pg_uuid_t *clinic, const pg_uuid_t *user,
 /* This backend's client address as text, or NULL (Unix socket, unknown). */
 extern char *audit_client_addr(void);
 
+/*
+ * Register the transaction callback that links this transaction's new audit
+ * rows into their hash chains just before it commits (called by _PG_init).
+ */
+extern void audit_init(void);
+
 #endif							/* MEDPRO_AUDIT_H */

@@ -1,7 +1,7 @@
 /*
  * auth.c
- *	  The keyring (rotate, import), password hashing policy, medpro_login and
- *	  medpro_authenticate.
+ *	  Password hashing policy, medpro_login and medpro_authenticate (which
+ *	  read the keyring that keyring.c writes).
  *
  * These functions run as SECURITY DEFINER (the extension owner) with a
  * pinned search_path; every catalog access is schema-qualified SPI.  Key
@@ -21,6 +21,7 @@
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/formatting.h"
+#include "utils/guc.h"
 #include "utils/json.h"
 #include "utils/jsonb.h"
 #include "utils/timestamp.h"
@@ -30,6 +31,7 @@
 #include "auth.h"
 #include "crypto.h"
 #include "jwt.h"
+#include "keyring.h"
 #include "medpro.h"
 #include "remote.h"
 #include "tenant.h"
@@ -43,9 +45,11 @@ typedef struct KeyRow
 {
 	char	   *kid;
 	char	   *algorithm;
-	bytea	   *secret_sealed;
+	bytea	   *secret_sealed;	/* HS*: the sealed secret */
+	char	   *public_pem;		/* RS*, PS*, ES*, EdDSA: the public key */
 	char	   *issuer;
 	bool		imported;
+	bool		retired;
 } KeyRow;
 
 bool
@@ -57,16 +61,6 @@ auth_caller_is_operator(void)
 	if (superuser_arg(outer))
 		return true;
 	return OidIsValid(op) && has_privs_of_role(outer, op);
-}
-
-static void
-require_operator(const char *what)
-{
-	if (!auth_caller_is_operator())
-		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("permission denied to %s", what),
-				 errhint("Only members of medpro_operator may do this.")));
 }
 
 static char *
@@ -189,129 +183,6 @@ spi_bool(int row, int col)
 								  col, &isnull);
 
 	return !isnull && DatumGetBool(d);
-}
-
-/* Seal secret under kid and insert it as the new active key. */
-static void
-store_key(const char *kid, JwtAlg alg, const uint8 *secret, size_t len,
-		  bool imported)
-{
-	bytea	   *sealed = crypto_seal(secret, len, sealing_context(kid));
-	Oid			types[4] = {TEXTOID, TEXTOID, BYTEAOID, TEXTOID};
-	Datum		args[4];
-	int			rc;
-
-	args[0] = CStringGetTextDatum(kid);
-	args[1] = CStringGetTextDatum(jwt_alg_name(alg));
-	args[2] = PointerGetDatum(sealed);
-	args[3] = CStringGetTextDatum(imported ? "imported" : "generated");
-
-	if (!imported)
-		spi_exec("UPDATE medpro.keys SET status = 'verify' WHERE status = 'active'",
-				 0, NULL, false);
-	rc = SPI_execute_with_args("INSERT INTO medpro.keys (kid, algorithm, secret_sealed, status, source) "
-							   "VALUES ($1, $2, $3, CASE WHEN $4 = 'imported' THEN 'verify' ELSE 'active' END, $4)",
-							   4, types, args, NULL, false, 0);
-	if (rc != SPI_OK_INSERT)
-		elog(ERROR, "could not store key: %s", SPI_result_code_string(rc));
-}
-
-/* SQL: medpro_key_rotate(algorithm text DEFAULT 'HS256') RETURNS text */
-PG_FUNCTION_INFO_V1(medpro_key_rotate);
-Datum
-medpro_key_rotate(PG_FUNCTION_ARGS)
-{
-	char	   *algname = text_arg(fcinfo, 0, "algorithm");
-	JwtAlg		alg;
-	uint8		secret[64];
-	size_t		len;
-	uint8		kidbytes[9];
-	char		kid[32];
-	int			i;
-
-	require_operator("rotate keys");
-	alg = jwt_alg_from_name(algname);
-	len = jwt_alg_min_key_len(alg);
-	Assert(len <= sizeof(secret));
-
-	crypto_random_bytes(kidbytes, sizeof(kidbytes));
-	strcpy(kid, "mp");
-	for (i = 0; i < (int) sizeof(kidbytes); i++)
-		snprintf(kid + 2 + 2 * i, 3, "%02x", kidbytes[i]);
-
-	SPI_connect();
-	crypto_random_bytes(secret, len);
-	PG_TRY();
-	{
-		store_key(kid, alg, secret, len, false);
-	}
-	PG_FINALLY();
-	{
-		crypto_wipe(secret, sizeof(secret));
-	}
-	PG_END_TRY();
-	audit_write(NULL, NULL, "key_rotate", "key", kid, NULL,
-				psprintf("{\"algorithm\": \"%s\"}", jwt_alg_name(alg)), false);
-	SPI_finish();
-
-	PG_RETURN_TEXT_P(cstring_to_text(kid));
-}
-
-/* SQL: medpro_key_import(kid text, algorithm text, key text) RETURNS void */
-PG_FUNCTION_INFO_V1(medpro_key_import);
-Datum
-medpro_key_import(PG_FUNCTION_ARGS)
-{
-	char	   *kid = text_arg(fcinfo, 0, "kid");
-	char	   *algname = text_arg(fcinfo, 1, "algorithm");
-	text	   *key;
-	JwtAlg		alg;
-	size_t		keylen;
-	const char *kv[1];
-	int			i;
-
-	/* whoever chooses an imported secret can mint tokens: superusers only */
-	if (!superuser_arg(GetOuterUserId()))
-		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("permission denied to import keys"),
-				 errhint("Only superusers may import keys.")));
-	if (PG_ARGISNULL(2))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("key must not be null")));
-	key = PG_GETARG_TEXT_PP(2);
-	keylen = VARSIZE_ANY_EXHDR(key);
-	alg = jwt_alg_from_name(algname);
-
-	if (strlen(kid) == 0 || strlen(kid) > 64)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("kid must have 1 to 64 characters")));
-	for (i = 0; kid[i]; i++)
-		if (!(isalnum((unsigned char) kid[i]) || kid[i] == '-' || kid[i] == '_' || kid[i] == '.'))
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("kid may only contain letters, digits, \".\", \"-\" and \"_\"")));
-	if (keylen < jwt_alg_min_key_len(alg))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("HMAC key too short for %s", jwt_alg_name(alg)),
-				 errdetail("The key has %zu bytes; RFC 7518 section 3.2 requires at least %zu.",
-						   keylen, jwt_alg_min_key_len(alg))));
-
-	SPI_connect();
-	kv[0] = kid;
-	if (spi_exec("SELECT 1 FROM medpro.keys WHERE kid = $1", 1, kv, true) > 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_DUPLICATE_OBJECT),
-				 errmsg("key \"%s\" already exists", kid)));
-	store_key(kid, alg, (const uint8 *) VARDATA_ANY(key), keylen, true);
-	audit_write(NULL, NULL, "key_import", "key", kid, NULL,
-				psprintf("{\"algorithm\": \"%s\"}", jwt_alg_name(alg)), false);
-	SPI_finish();
-
-	PG_RETURN_VOID();
 }
 
 /* SQL: medpro.password_hash(password text, email text) RETURNS text */
@@ -658,8 +529,9 @@ claim_string(Jsonb *j, const char *name, bool *bad)
 }
 
 /*
- * Strict UUID parse: exactly the canonical 36-character lower- or
- * upper-case hex form.  Returns false for anything else.
+ * Strict UUID parse: exactly the canonical 36-character lower-case form
+ * (8-4-4-4-12 hex digits) that PostgreSQL prints and medpro_login issues.
+ * Returns false for anything else (upper case, braces, no hyphens).
  */
 static bool
 parse_uuid_strict(const char *s, pg_uuid_t *out)
@@ -677,7 +549,7 @@ parse_uuid_strict(const char *s, pg_uuid_t *out)
 				return false;
 			continue;
 		}
-		if (!isxdigit((unsigned char) s[i]))
+		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
 			return false;
 	}
 	for (i = 0; i < 36; i += 2)
@@ -723,7 +595,11 @@ audience_matches(Jsonb *payload, const char *aud)
 	return false;
 }
 
-/* Find the key a token names; NULL when there is none it may use. */
+/*
+ * Find the key a token names: by kid (retired keys too, so that the refusal
+ * can say so), or for a token without kid the newest non-retired imported
+ * key of the header's algorithm, and only that one.  NULL when none.
+ */
 static KeyRow *
 find_key(const char *kid, const char *alg)
 {
@@ -733,19 +609,20 @@ find_key(const char *kid, const char *alg)
 	if (kid)
 	{
 		v[0] = kid;
-		if (spi_exec("SELECT kid, algorithm, secret_sealed, issuer, source = 'imported' "
-					 "  FROM medpro.keys WHERE kid = $1 AND status <> 'retired'",
+		if (spi_exec("SELECT kid, algorithm, secret_sealed, public_pem, issuer, "
+					 "       source = 'imported', status = 'retired' "
+					 "  FROM medpro.keys WHERE kid = $1",
 					 1, v, true) != 1)
 			return NULL;
 	}
 	else
 	{
-		/* No kid: only the newest imported key of that algorithm may match. */
 		v[0] = alg;
-		if (spi_exec("SELECT kid, algorithm, secret_sealed, issuer, source = 'imported' "
+		if (spi_exec("SELECT kid, algorithm, secret_sealed, public_pem, issuer, "
+					 "       source = 'imported', status = 'retired' "
 					 "  FROM medpro.keys "
 					 " WHERE source = 'imported' AND status <> 'retired' AND algorithm = $1 "
-					 " ORDER BY created_at DESC LIMIT 1",
+					 " ORDER BY created_at DESC, kid LIMIT 1",
 					 1, v, true) != 1)
 			return NULL;
 	}
@@ -753,9 +630,32 @@ find_key(const char *kid, const char *alg)
 	k->kid = spi_text(0, 1);
 	k->algorithm = spi_text(0, 2);
 	k->secret_sealed = spi_bytea(0, 3);
-	k->issuer = spi_text(0, 4);
-	k->imported = spi_bool(0, 5);
+	k->public_pem = spi_text(0, 4);
+	k->issuer = spi_text(0, 5);
+	k->imported = spi_bool(0, 6);
+	k->retired = spi_bool(0, 7);
 	return k;
+}
+
+/*
+ * A string claim under its name, or for tokens verified with an imported
+ * key under its legacy name (userId, companyId) too.  NULL when absent or
+ * JSON null; *bad when not a string; *both when both names are present.
+ */
+static char *
+claim_string_or_legacy(Jsonb *payload, const char *name, const char *legacy,
+					   bool imported, bool *bad, bool *both)
+{
+	char	   *v = claim_string(payload, name, bad);
+
+	if (imported && claim(payload, legacy) != NULL)
+	{
+		if (claim(payload, name) != NULL)
+			*both = true;
+		else
+			v = claim_string(payload, legacy, bad);
+	}
+	return v;
 }
 
 /* SQL: medpro_authenticate(token text, session boolean DEFAULT false) RETURNS jsonb */
@@ -773,7 +673,10 @@ medpro_authenticate(PG_FUNCTION_ARGS)
 	char	   *kid;
 	char	   *hdr_alg;
 	KeyRow	   *key;
+	const KeyringAlg *kalg;
 	JwtAlg		alg;
+	const char *want_iss;
+	bool		both = false;
 	uint8	   *secret;
 	size_t		secret_len;
 	JwtResult	res;
@@ -814,48 +717,81 @@ medpro_authenticate(PG_FUNCTION_ARGS)
 	if (hdr_alg == NULL)
 		auth_refuse("missing alg", kid, NULL);
 
+	/* kid selects exactly one key; the header must name its algorithm */
 	key = find_key(kid, hdr_alg);
 	if (key == NULL)
-		auth_refuse("unknown key", kid, NULL);
-	if (!jwt_alg_lookup(key->algorithm, &alg) || key->secret_sealed == NULL)
-		auth_refuse("unknown key", kid, NULL);
+		auth_refuse(kid ? "unknown key" : "missing kid", kid, NULL);
+	if (key->retired)
+		auth_refuse("key retired", kid, NULL);
+	if (strcmp(hdr_alg, key->algorithm) != 0)
+		auth_refuse("algorithm does not match key", kid, NULL);
+	kalg = keyring_alg(key->algorithm);
+	if (kalg == NULL || !jwt_alg_lookup(key->algorithm, &alg))
+		auth_refuse("key algorithm not supported", kid, NULL);
 
-	secret = crypto_unseal(key->secret_sealed, sealing_context(key->kid), &secret_len);
-	PG_TRY();
+	if (kalg->kind != KEYRING_HMAC)
 	{
-		jwt_verify(tok, toklen, secret, secret_len, alg, GetCurrentTimestamp(),
-				   medpro_jwt_leeway, &res);
+		/* public keys are not secret: verify with the stored PEM */
+		if (key->public_pem == NULL)
+			auth_refuse("unknown key", kid, NULL);
+		jwt_verify(tok, toklen, (const uint8 *) key->public_pem, strlen(key->public_pem),
+				   alg, GetCurrentTimestamp(), medpro_jwt_leeway, &res);
 	}
-	PG_FINALLY();
+	else
 	{
-		crypto_wipe(secret, secret_len);
+		if (key->secret_sealed == NULL)
+			auth_refuse("unknown key", kid, NULL);
+		secret = crypto_unseal(key->secret_sealed, sealing_context(key->kid), &secret_len);
+		PG_TRY();
+		{
+			jwt_verify(tok, toklen, secret, secret_len, alg, GetCurrentTimestamp(),
+					   medpro_jwt_leeway, &res);
+		}
+		PG_FINALLY();
+		{
+			crypto_wipe(secret, secret_len);
+		}
+		PG_END_TRY();
 	}
-	PG_END_TRY();
 	if (!res.valid)
 		auth_refuse(res.reason, key->kid, NULL);
 
-	/* Claims policy. */
-	iss = claim_string(res.payload, "iss", &bad);
-	if (!key->imported)
+	/*
+	 * Claims policy.  iss: medpro's own keys require medpro.jwt_issuer, an
+	 * imported key its issuer when one was given.
+	 */
+	want_iss = key->imported ? key->issuer :
+		(medpro_jwt_issuer ? medpro_jwt_issuer : "medpro");
+	if (want_iss)
 	{
-		if (iss == NULL || strcmp(iss, medpro_jwt_issuer ? medpro_jwt_issuer : "medpro") != 0)
+		iss = claim_string(res.payload, "iss", &bad);
+		if (iss == NULL && !bad)
+			auth_refuse("missing iss", key->kid, NULL);
+		if (bad || strcmp(iss, want_iss) != 0)
 			auth_refuse("wrong issuer", key->kid, NULL);
 	}
-	else if (key->issuer && (iss == NULL || strcmp(iss, key->issuer) != 0))
-		auth_refuse("wrong issuer", key->kid, NULL);
-	if (medpro_jwt_audience && medpro_jwt_audience[0] &&
-		!audience_matches(res.payload, medpro_jwt_audience))
-		auth_refuse("wrong audience", key->kid, NULL);
+	if (medpro_jwt_audience && medpro_jwt_audience[0])
+	{
+		JsonbValue *aud = claim(res.payload, "aud");
 
-	sub = claim_string(res.payload, "sub", &bad);
+		if (aud == NULL || aud->type == jbvNull)
+			auth_refuse("missing aud", key->kid, NULL);
+		if (!audience_matches(res.payload, medpro_jwt_audience))
+			auth_refuse("wrong audience", key->kid, NULL);
+	}
+
+	sub = claim_string_or_legacy(res.payload, "sub", "userId", key->imported, &bad, &both);
+	if (both)
+		auth_refuse("both sub and userId present", key->kid, NULL);
 	if (sub == NULL && !bad)
-		sub = claim_string(res.payload, "userId", &bad);
+		auth_refuse("missing sub", key->kid, NULL);
 	if (bad || !parse_uuid_strict(sub, &user_id))
 		auth_refuse("invalid subject", key->kid, NULL);
 
-	clinic_claim = claim_string(res.payload, "clinic_id", &bad);
-	if (clinic_claim == NULL && !bad)
-		clinic_claim = claim_string(res.payload, "companyId", &bad);
+	clinic_claim = claim_string_or_legacy(res.payload, "clinic_id", "companyId",
+										  key->imported, &bad, &both);
+	if (both)
+		auth_refuse("both clinic_id and companyId present", key->kid, sub);
 	if (bad)
 		auth_refuse("invalid clinic claim", key->kid, sub);
 	has_clinic = clinic_claim != NULL;
@@ -955,6 +891,7 @@ auth_session_still_valid(const TenantContext *ctx)
 	Oid			save_userid;
 	int			save_sec;
 	bool		ok = false;
+	int			nestlevel;
 	const char *v[2];
 
 	v[0] = DatumGetCString(DirectFunctionCall1(uuid_out,
@@ -964,6 +901,14 @@ auth_session_still_valid(const TenantContext *ctx)
 	GetUserIdAndSecContext(&save_userid, &save_sec);
 	SetUserIdAndSecContext(remote_extension_owner(),
 						   save_sec | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
+	/*
+	 * The caller's search_path must not resolve the query's types and
+	 * operators: this runs as the extension owner (CVE-2018-1058).
+	 */
+	nestlevel = NewGUCNestLevel();
+	(void) set_config_option("search_path", "pg_catalog, pg_temp",
+							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
+							 true, 0, false);
 	PG_TRY();
 	{
 		SPI_connect();
@@ -976,6 +921,7 @@ auth_session_still_valid(const TenantContext *ctx)
 	}
 	PG_FINALLY();
 	{
+		AtEOXact_GUC(true, nestlevel);
 		SetUserIdAndSecContext(save_userid, save_sec);
 	}
 	PG_END_TRY();

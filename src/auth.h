@@ -1,7 +1,7 @@
 /*
  * auth.h
- *	  Private interface of auth.c: the keyring, passwords, login and token
- *	  authentication.  auth.c exports only SQL-callable functions today;
+ *	  Private interface of auth.c: passwords, login and token authentication
+ *	  (the keyring itself is keyring.c).  auth.c exports only SQL-callable functions today;
  *	  this header exists for the layout's sake and for later callers.
  */
 #ifndef MEDPRO_AUTH_H

@@ -43,6 +43,7 @@
 #include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/hmac.h>
 
 #include "fmgr.h"
 #include "miscadmin.h"
@@ -672,6 +673,118 @@ crypto_unseal(const bytea *sealed, const char *context, size_t *len)
 		ereport(ERROR,
 				(errcode(ERRCODE_INTERNAL_ERROR),
 				 errmsg("could not unseal secret"),
+				 errdetail_internal("%s", errbuf)));
+	}
+	out[ctlen] = '\0';
+	*len = ctlen;
+	return out;
+}
+
+
+/* ---------------------------------------------------------------------
+ * Keyed primitives for other modules: HMAC, derived keys, AEAD under a
+ * caller's key (field encryption, audit checkpoints)
+ * ---------------------------------------------------------------------
+ */
+
+/* crypto_hmac_sha256: see crypto.h. */
+void
+crypto_hmac_sha256(const uint8 *key, size_t keylen, const uint8 *msg, size_t len,
+				   uint8 *out)
+{
+	unsigned int outlen = CRYPTO_HMAC_LEN;
+	char		errbuf[256];
+
+	ERR_clear_error();
+	if (HMAC(EVP_sha256(), key, (int) keylen, msg, len, out, &outlen) == NULL ||
+		outlen != CRYPTO_HMAC_LEN)
+	{
+		openssl_error_text(errbuf, sizeof(errbuf));
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("could not compute HMAC"),
+				 errdetail_internal("%s", errbuf)));
+	}
+}
+
+/* crypto_derive_key: see crypto.h. */
+void
+crypto_derive_key(const char *label, uint8 *out)
+{
+	static const char kdf_domain[] = "medpro-kdf-v1";
+	size_t		labellen = strlen(label);
+	uint8	   *msg = palloc(sizeof(kdf_domain) + labellen);
+
+	memcpy(msg, kdf_domain, sizeof(kdf_domain));
+	memcpy(msg + sizeof(kdf_domain), label, labellen);
+	crypto_hmac_sha256(get_master_key(), MASTER_KEY_LEN, msg,
+					   sizeof(kdf_domain) + labellen, out);
+	pfree(msg);
+}
+
+/* crypto_aead_encrypt: see crypto.h. */
+bytea *
+crypto_aead_encrypt(const uint8 *key, const uint8 *plain, size_t len,
+					const uint8 *aad, size_t aadlen)
+{
+	bytea	   *result;
+	uint8	   *data;
+	char		errbuf[256];
+
+	if (len > MaxAllocSize - VARHDRSZ - CRYPTO_SEAL_OVERHEAD)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("value is too long to encrypt")));
+	result = palloc(VARHDRSZ + CRYPTO_SEAL_OVERHEAD + len);
+	SET_VARSIZE(result, VARHDRSZ + CRYPTO_SEAL_OVERHEAD + len);
+	data = (uint8 *) VARDATA(result);
+	data[0] = SEAL_VERSION;
+	crypto_random_bytes(data + SEAL_NONCE_OFFSET, SEAL_NONCE_LEN);
+	if (gcm_encrypt(key, data + SEAL_NONCE_OFFSET, aad, aadlen, plain, len,
+					data + SEAL_DATA_OFFSET, data + SEAL_TAG_OFFSET,
+					errbuf, sizeof(errbuf)) != GCM_OK)
+	{
+		crypto_wipe(data, CRYPTO_SEAL_OVERHEAD + len);
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("could not encrypt value"),
+				 errdetail_internal("%s", errbuf)));
+	}
+	return result;
+}
+
+/* crypto_aead_decrypt: see crypto.h. */
+uint8 *
+crypto_aead_decrypt(const uint8 *key, const uint8 *data, size_t datalen,
+					const uint8 *aad, size_t aadlen, size_t *len)
+{
+	size_t		ctlen;
+	uint8	   *out;
+	char		errbuf[256];
+	GcmResult	rc;
+
+	if (datalen < CRYPTO_SEAL_OVERHEAD || data[0] != SEAL_VERSION)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("could not decrypt value"),
+				 errdetail("The value is not an encrypted field of a known format.")));
+	ctlen = datalen - CRYPTO_SEAL_OVERHEAD;
+	out = palloc(ctlen + 1);
+	rc = gcm_decrypt(key, data + SEAL_NONCE_OFFSET, aad, aadlen,
+					 data + SEAL_DATA_OFFSET, ctlen, data + SEAL_TAG_OFFSET, out,
+					 errbuf, sizeof(errbuf));
+	if (rc != GCM_OK)
+	{
+		crypto_wipe(out, ctlen + 1);
+		pfree(out);
+		if (rc == GCM_AUTH_FAILED)
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_CORRUPTED),
+					 errmsg("could not decrypt value"),
+					 errdetail("The value was altered, or it belongs to another row, column, clinic or key.")));
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("could not decrypt value"),
 				 errdetail_internal("%s", errbuf)));
 	}
 	out[ctlen] = '\0';

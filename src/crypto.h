@@ -76,4 +76,30 @@ extern void crypto_check_password_arg(const char *password, size_t len);
  */
 extern void crypto_check_master_key(void);
 
+/* Bytes of an HMAC-SHA256 and of a derived key. */
+#define CRYPTO_HMAC_LEN		32
+
+/* HMAC-SHA256 of msg under key into out (CRYPTO_HMAC_LEN bytes), or ERROR. */
+extern void crypto_hmac_sha256(const uint8 *key, size_t keylen, const uint8 *msg,
+							   size_t len, uint8 *out);
+
+/*
+ * A 256-bit key for one purpose, derived from the master key:
+ * HMAC-SHA256(master key, "medpro-kdf-v1" NUL label).  ERROR (55000) without
+ * a usable master key.  The caller wipes out when done.
+ */
+extern void crypto_derive_key(const char *label, uint8 *out);
+
+/*
+ * AES-256-GCM under a caller's 256-bit key, in the sealed format (version |
+ * nonce | tag | ciphertext) with aad as the additional authenticated data.
+ * Decryption of a value that is malformed, altered or bound to other aad
+ * raises XX001 "could not decrypt value"; the result (palloc'd, NUL added,
+ * *len bytes) is wiped by the caller.
+ */
+extern bytea *crypto_aead_encrypt(const uint8 *key, const uint8 *plain, size_t len,
+								  const uint8 *aad, size_t aadlen);
+extern uint8 *crypto_aead_decrypt(const uint8 *key, const uint8 *data, size_t datalen,
+								  const uint8 *aad, size_t aadlen, size_t *len);
+
 #endif							/* MEDPRO_CRYPTO_H */

@@ -10,8 +10,8 @@
  * from the central database's template, so built-in types, operators and
  * functions behave alike, and the default collation is the same; anything
  * else (extension or user functions and operators, explicit or
- * non-default collations, volatile or stable functions, masked columns)
- * stays local.  See docs/routing.md, "What runs in the clinic database".
+ * non-default collations, volatile or stable functions, masked and
+ * encrypted columns) stays local.  See docs/routing.md, "What runs in the clinic database".
  */
 #include "postgres.h"
 
@@ -35,6 +35,7 @@
 #include "utils/typcache.h"
 
 #include "deparse.h"
+#include "fieldcrypt.h"
 
 /* Walker state of deparse_is_shippable. */
 typedef struct ShipCtx
@@ -107,6 +108,7 @@ deparse_columns(Relation rel)
 					MASK_LAST2 : MASK_HIDE;
 		}
 	}
+	(void) fieldcrypt_columns(rel, &cols->crypt);
 	return cols;
 }
 
@@ -141,15 +143,16 @@ deparse_columns_of(const DeparseColumns *cols, Index varno)
 
 /*
  * The per-column hook: whether column attnum may be read by remote SQL.
- * A masked column never is.  (A column with a remote translation, such as
- * an encrypted column searched by a blind index, decides here.)
+ * A masked column never is; nor an encrypted one: the clinic holds only its
+ * ciphertext and blind index (its equality with a value is translated by
+ * fdw.c, fieldcrypt_deparse_qual, and also checked locally).
  */
 static bool
 column_is_shippable(const DeparseColumns *cols, AttrNumber attnum)
 {
 	if (cols == NULL || attnum <= 0 || attnum > cols->natts)
 		return false;
-	return cols->masks[attnum - 1] == MASK_NONE;
+	return cols->masks[attnum - 1] == MASK_NONE && !cols->crypt[attnum - 1];
 }
 
 static bool
@@ -472,6 +475,10 @@ deparse_expr(StringInfo buf, Expr *expr, const DeparseColumns *cols,
 
 				if (c == NULL)
 					elog(ERROR, "variable of an unknown relation in remote SQL");
+				/* never in clear in remote SQL (column_is_shippable refuses it) */
+				if (((Var *) node)->varattno <= 0 || ((Var *) node)->varattno > c->natts ||
+					c->crypt[((Var *) node)->varattno - 1])
+					elog(ERROR, "encrypted or system column in remote SQL");
 				if (c->alias != NULL)
 					appendStringInfo(buf, "%s.", c->alias);
 				appendStringInfoString(buf,
@@ -709,7 +716,10 @@ deparse_select(StringInfo buf, Relation rel, Bitmapset *attrs_used,
 		if (!first)
 			appendStringInfoString(buf, ", ");
 		first = false;
-		appendStringInfoString(buf, quote_identifier(NameStr(att->attname)));
+		if (cols->crypt[i])
+			fieldcrypt_deparse_fetch(buf, rel, i + 1, NULL);
+		else
+			appendStringInfoString(buf, quote_identifier(NameStr(att->attname)));
 		*retrieved_attrs = lappend_int(*retrieved_attrs, i + 1);
 	}
 	if (first)

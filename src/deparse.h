@@ -30,16 +30,19 @@
  * never shipped, whatever the role: plans do not depend on the role, and a
  * remote comparison would filter (or sort) on the clear value.
  *
- * This is also the place of per-column translations (e.g. a column stored
- * encrypted with a blind index, where "col = const" must become a comparison
- * of the index): deparse_column_translate() is called for every Var compared
- * to a value and may refuse or rewrite it.
+ * crypt: encrypted columns (option encrypted, fieldcrypt.h).  The clinic
+ * holds only their ciphertext and blind index, so an expression that reads
+ * one is never shipped either: the only remote use of such a column is its
+ * fetch expression in a base scan's SELECT list (deparse_select) and the
+ * blind-index translation of "col = value", which fdw.c adds itself
+ * (fieldcrypt_deparse_qual); the clause also stays local.
  */
 typedef struct DeparseColumns
 {
 	Oid			relid;			/* the foreign table */
 	int			natts;
 	char	   *masks;
+	char	   *crypt;
 	/* in a join: the relation's range table index and alias, and the other */
 	Index		varno;			/* 0: the only relation */
 	const char *alias;			/* NULL: columns are not qualified */
@@ -50,7 +53,7 @@ typedef struct DeparseColumns
 extern DeparseColumns *deparse_join_columns(const DeparseColumns *a, Index varno_a,
 											const DeparseColumns *b, Index varno_b);
 
-/* The columns of rel (masks read from the column options), palloc'd. */
+/* The columns of rel (masks and encrypted flags from the column options), palloc'd. */
 extern DeparseColumns *deparse_columns(Relation rel);
 
 /*
@@ -98,8 +101,9 @@ extern void deparse_table(StringInfo buf, Oid relid);
 
 /*
  * SELECT <columns> FROM public.<table> [WHERE <conds>]: columns are those of
- * attrs_used (every column for a whole-row reference; "NULL" when none),
- * *retrieved_attrs gets their attnums.  conds are shippable clauses (Expr);
+ * attrs_used (every column for a whole-row reference; "NULL" when none;
+ * an encrypted column as fieldcrypt's fetch expression), *retrieved_attrs
+ * gets their attnums.  conds are shippable clauses (Expr);
  * with soft_delete, (deleted_at IS NULL) comes first.
  */
 extern void deparse_select(StringInfo buf, Relation rel, Bitmapset *attrs_used,

@@ -8,7 +8,8 @@
  * a prepared statement for bounded scans, else a cursor fetching
  * medpro.fetch_size rows per round trip), INSERT (batched) / UPDATE /
  * DELETE with RETURNING (row identity: the id column), masking of columns
- * by application role, and the audit rows of writes.
+ * by application role, the checks of validated columns before a write
+ * (validate 'ssn', with the clinic's country), and the audit rows of writes.
  *
  * Nothing in a plan depends on the clinic or the role: the clinic
  * connection is chosen from the tenant context when a scan or modify
@@ -18,6 +19,16 @@
  * a secretary (only estimates may come from the clinic of the planning
  * context).  A qual or sort key on a masked column is never sent to the
  * clinic database: it would see the clear value.  See docs/routing.md.
+ *
+ * Encrypted columns (option encrypted, fieldcrypt.h) are handled by
+ * fieldcrypt.c through small hooks: deparse.c never ships an expression on
+ * them and writes their fetch expression in a base scan's SELECT list
+ * (deparse_select, and deparse_all_columns here for RETURNING); here, the
+ * INSERT / UPDATE targets (fieldcrypt_deparse_target), modify_params
+ * (fieldcrypt_encode, after the validate check on the clear value),
+ * make_tuple (fieldcrypt_decode), and the blind-index quals
+ * (fieldcrypt_qual_column / _deparse_qual in planning,
+ * fieldcrypt_translate_params when a scan starts).
  */
 #include "postgres.h"
 
@@ -66,6 +77,8 @@
 #include "audit.h"
 #include "deparse.h"
 #include "fdw.h"
+#include "fieldcrypt.h"
+#include "identifiers.h"
 #include "medpro.h"
 #include "remote.h"
 #include "routecache.h"
@@ -80,6 +93,10 @@
 /* The junk column carrying the row identity (id) to UPDATE and DELETE. */
 #define FDW_ROWID_NAME		"medpro_row_id"
 
+/* Column checks made here before a write (option validate). */
+#define VALIDATE_NONE	0
+#define VALIDATE_SSN	1		/* medpro_valid_ssn(clinic country, value) */
+
 /* Planner state of a foreign table (baserel->fdw_private). */
 typedef struct FdwRelInfo
 {
@@ -88,8 +105,9 @@ typedef struct FdwRelInfo
 	List	   *local_conds;	/* RestrictInfos evaluated here */
 	Bitmapset  *attrs_used;		/* columns to fetch */
 	DeparseColumns *cols;		/* column masks, for the deparser */
-	bool		soft_delete;	/* scans read live rows only */
+	bool		soft_delete;	/* scans read live rows only (see GetForeignRelSize) */
 	bool		id_lookup;		/* a remote clause id = value */
+	List	   *bidx_conds;		/* local conds also sent as blind-index quals */
 } FdwRelInfo;
 
 /*
@@ -132,6 +150,8 @@ typedef struct FdwScanState
 	int		   *slot_pos;		/* scan tuple column of each retrieved column */
 	char	   *masks;
 	bool		apply_masks;
+	FieldCrypt *fc;				/* encrypted columns to decrypt, or NULL */
+	List	   *bidx_params;	/* (param number, attnum) pairs to translate */
 	PGconn	   *conn;
 	unsigned int cursor_number;
 	char	   *declare;		/* DECLARE statement of the cursor */
@@ -141,6 +161,7 @@ typedef struct FdwScanState
 	int64		rows_fetched;	/* rows received (EXPLAIN ANALYZE) */
 	/* remote parameters */
 	int			num_params;
+	int			send_params;	/* of them, sent with query (the first ones) */
 	List	   *param_exprs;	/* ExprStates */
 	FmgrInfo   *param_flinfo;	/* their output functions */
 	const char **param_values;
@@ -167,6 +188,11 @@ typedef struct FdwModifyState
 	AttInMetadata *attinmeta;
 	char	   *masks;
 	bool		apply_masks;
+	FieldCrypt *fc;				/* encrypted columns, or NULL */
+	AttrNumber	id_attno;		/* the id column */
+	int			row_nparams;	/* parameters of one row's target_attrs */
+	char	   *validators;		/* VALIDATE_* per attnum - 1 */
+	char		country[3];		/* the clinic's, when a column is validated */
 	PGconn	   *conn;
 	AttrNumber	rowid_attno;	/* junk id in the subplan's output */
 	FmgrInfo	rowid_flinfo;
@@ -257,6 +283,76 @@ static char *
 column_masks(Relation rel)
 {
 	return deparse_columns(rel)->masks;
+}
+
+/* VALIDATE_* for each column of rel (indexed by attnum - 1), palloc'd. */
+static char *
+column_validators(Relation rel, bool *any)
+{
+	TupleDesc	tupdesc = RelationGetDescr(rel);
+	char	   *validators = palloc0(Max(tupdesc->natts, 1));
+	int			i;
+
+	*any = false;
+	for (i = 0; i < tupdesc->natts; i++)
+	{
+		ListCell   *lc;
+
+		if (TupleDescAttr(tupdesc, i)->attisdropped)
+			continue;
+		foreach(lc, GetForeignColumnOptions(RelationGetRelid(rel), i + 1))
+		{
+			DefElem    *def = lfirst_node(DefElem, lc);
+
+			if (strcmp(def->defname, "validate") == 0 &&
+				strcmp(defGetString(def), "ssn") == 0)
+			{
+				validators[i] = VALIDATE_SSN;
+				*any = true;
+			}
+		}
+	}
+	return validators;
+}
+
+/* Arguments of read_clinic_country. */
+typedef struct CountryArgs
+{
+	const pg_uuid_t *clinic;
+	char	   *country;		/* 3 bytes */
+} CountryArgs;
+
+/* The country of a clinic, read from medpro.clinics as the owner. */
+static void
+read_clinic_country(void *arg)
+{
+	CountryArgs *args = (CountryArgs *) arg;
+
+	SPI_connect();
+	if (SPI_execute_with_args("SELECT country FROM medpro.clinics WHERE id = $1",
+							  1, (Oid[]) {UUIDOID}, (Datum[]) {UUIDPGetDatum(args->clinic)},
+							  NULL, true, 1) != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "could not read the clinic's country");
+	strlcpy(args->country, SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1), 3);
+	SPI_finish();
+}
+
+/*
+ * Check the value of a validated column about to be written; raises 23514
+ * naming the rule, never the value.
+ */
+static void
+validate_value(FdwModifyState *fmstate, int attnum, const char *value)
+{
+	if (fmstate->validators[attnum - 1] == VALIDATE_SSN &&
+		!ident_valid_ssn(fmstate->country, value))
+		ereport(ERROR,
+				(errcode(ERRCODE_CHECK_VIOLATION),
+				 errmsg("invalid social security number"),
+				 errdetail("Column \"%s\" must hold a valid %s (check digits).",
+						   NameStr(TupleDescAttr(RelationGetDescr(fmstate->rel), attnum - 1)->attname),
+						   strcmp(fmstate->country, "FR") == 0 ? "French NIR" : "Spanish NUSS"),
+				 err_generic_string(PG_DIAG_CONSTRAINT_NAME, "patients_social_security_number_check")));
 }
 
 /* Whether an application role sees masked columns masked (fail closed). */
@@ -419,13 +515,14 @@ reset_transmission_modes(int nestlevel)
  * retrieved_attrs (attnums of relation relname) and whose nextra further
  * columns are not part of it.  Retrieved column i goes to tuple column
  * slot_pos[i] (attnum - 1 when slot_pos is NULL); the others are NULL.
- * With apply_masks, masked columns (masks by attnum) get their masked
- * value.  Allocated in the current memory context.
+ * Encrypted columns (fc, by attnum) are decrypted; with apply_masks, masked
+ * columns (masks by attnum) then get their masked value.  Allocated in the
+ * current memory context.
  */
 static HeapTuple
 make_tuple(PGresult *res, int row, TupleDesc tupdesc, const char *relname,
 		   AttInMetadata *attinmeta, List *retrieved_attrs, const int *slot_pos,
-		   int nextra, const char *masks, bool apply_masks)
+		   int nextra, const char *masks, bool apply_masks, FieldCrypt *fc)
 {
 	Datum	   *values = palloc0(sizeof(Datum) * Max(tupdesc->natts, 1));
 	bool	   *nulls = palloc(sizeof(bool) * Max(tupdesc->natts, 1));
@@ -446,6 +543,8 @@ make_tuple(PGresult *res, int row, TupleDesc tupdesc, const char *relname,
 		int			pos = slot_pos ? slot_pos[i] : attnum - 1;
 		char	   *v = PQgetisnull(res, row, i) ? NULL : PQgetvalue(res, row, i);
 
+		if (fieldcrypt_is_encrypted(fc, attnum))
+			v = fieldcrypt_decode(fc, attnum, v);
 		if (apply_masks && masks[attnum - 1] != MASK_NONE)
 			v = mask_value(v, masks[attnum - 1]);
 		values[pos] = InputFunctionCall(&attinmeta->attinfuncs[pos], v,
@@ -464,8 +563,8 @@ make_tuple(PGresult *res, int row, TupleDesc tupdesc, const char *relname,
 
 /*
  * The column list of every column of rel, each qualified by alias unless it
- * is NULL; with unmasked_only, masked columns are left out.  *attrs gets
- * their attnums.
+ * is NULL (an encrypted column as fieldcrypt's fetch expression); with
+ * unmasked_only, masked columns are left out.  *attrs gets their attnums.
  */
 static void
 deparse_all_columns(StringInfo buf, Relation rel, const char *alias,
@@ -473,9 +572,11 @@ deparse_all_columns(StringInfo buf, Relation rel, const char *alias,
 {
 	TupleDesc	tupdesc = RelationGetDescr(rel);
 	char	   *masks = unmasked_only ? column_masks(rel) : NULL;
+	char	   *crypt;
 	bool		first = true;
 	int			i;
 
+	(void) fieldcrypt_columns(rel, &crypt);
 	*attrs = NIL;
 	for (i = 0; i < tupdesc->natts; i++)
 	{
@@ -488,9 +589,14 @@ deparse_all_columns(StringInfo buf, Relation rel, const char *alias,
 		if (!first)
 			appendStringInfoString(buf, ", ");
 		first = false;
-		if (alias != NULL)
-			appendStringInfo(buf, "%s.", alias);
-		appendStringInfoString(buf, quote_identifier(NameStr(att->attname)));
+		if (crypt[i])
+			fieldcrypt_deparse_fetch(buf, rel, i + 1, alias);
+		else
+		{
+			if (alias != NULL)
+				appendStringInfo(buf, "%s.", alias);
+			appendStringInfoString(buf, quote_identifier(NameStr(att->attname)));
+		}
 		*attrs = lappend_int(*attrs, i + 1);
 	}
 }
@@ -611,6 +717,17 @@ fdwGetForeignRelSize(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntableid)
 	baserel->fdw_private = fpinfo;
 	fpinfo->relid = foreigntableid;
 	table_options(foreigntableid, &table_name, &fpinfo->soft_delete);
+
+	/*
+	 * Soft-deleted rows are hidden from every scan reached through a view:
+	 * clinic.* (whose relations check permissions as the view owner, so
+	 * checkAsUser is set).  Only a direct reference to medpro.ft_*, which no
+	 * client may make (no privilege), reads every row: the extension's own
+	 * SECURITY DEFINER functions use it where deleted rows are part of the
+	 * answer (medpro_patient_export, medpro_patient_erase).
+	 */
+	if (!OidIsValid(planner_rt_fetch(baserel->relid, root)->checkAsUser))
+		fpinfo->soft_delete = false;
 	rel = table_open(foreigntableid, NoLock);
 	fpinfo->cols = deparse_columns(rel);
 	table_close(rel, NoLock);
@@ -627,6 +744,9 @@ fdwGetForeignRelSize(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntableid)
 		}
 		else
 			fpinfo->local_conds = lappend(fpinfo->local_conds, ri);
+		/* equality on an encrypted column: also sent as a blind-index qual */
+		if (fieldcrypt_qual_column(ri->clause, baserel, fpinfo->cols->crypt))
+			fpinfo->bidx_conds = lappend(fpinfo->bidx_conds, ri);
 	}
 
 	pull_varattnos((Node *) baserel->reltarget->exprs, baserel->relid,
@@ -656,8 +776,11 @@ fdwGetForeignPaths(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntableid)
 									 startup, total, NIL,
 									 baserel->lateral_relids, NULL, NIL));
 
-	/* The same scan sorted by the clinic, when the query wants an order. */
-	if (root->query_pathkeys != NIL &&
+	/*
+	 * The same scan sorted by the clinic, when the query wants an order (not
+	 * with blind-index quals: their parameters are numbered last).
+	 */
+	if (root->query_pathkeys != NIL && fpinfo->bidx_conds == NIL &&
 		deparse_order_by(NULL, root->query_pathkeys, baserel, fpinfo->cols, NULL))
 	{
 		Cost		sorted = total + baserel->rows * FDW_ROW_COST * 0.2;
@@ -824,9 +947,12 @@ grouped_plan(PlannerInfo *root, RelOptInfo *grouped_rel, List *tlist,
 	}
 
 	return make_foreignscan(tlist, NIL, 0, params,
-							list_make5(makeString(buf.data), retrieved,
-									   makeInteger(-1), makeInteger(0),
-									   makeString(masks.data)),
+							lappend(lappend(lappend(list_make5(makeString(buf.data), retrieved,
+													   makeInteger(-1), makeInteger(0),
+													   makeString(masks.data)),
+											NIL),
+									makeInteger(0)),
+							makeString("")),
 							ginfo->tlist, NIL, outer_plan);
 }
 
@@ -890,13 +1016,20 @@ fdwGetForeignJoinPaths(PlannerInfo *root, RelOptInfo *joinrel,
 		else
 			joinclauses = lappend(joinclauses, ri->clause);
 	}
-	/* no PlaceHolderVars or whole-row references in what the join returns */
+	/*
+	 * No PlaceHolderVars, whole-row references or encrypted columns (read
+	 * only by a base scan, which decrypts them) in what the join returns.
+	 */
 	foreach(lc, pull_var_clause((Node *) joinrel->reltarget->exprs,
 								PVC_INCLUDE_PLACEHOLDERS))
 	{
 		Var		   *var = (Var *) lfirst(lc);
+		const DeparseColumns *c;
 
 		if (!IsA(var, Var) || var->varattno <= 0)
+			return;
+		c = deparse_columns_of(cols, var->varno);
+		if (c == NULL || var->varattno > c->natts || c->crypt[var->varattno - 1])
 			return;
 	}
 
@@ -1015,9 +1148,12 @@ join_plan(PlannerInfo *root, RelOptInfo *joinrel, List *tlist, Plan *outer_plan)
 	}
 
 	return make_foreignscan(tlist, NIL, 0, params,
-							list_make5(makeString(buf.data), retrieved,
-									   makeInteger(-1), makeInteger(0),
-									   makeString(masks.data)),
+							lappend(lappend(lappend(list_make5(makeString(buf.data), retrieved,
+													   makeInteger(-1), makeInteger(0),
+													   makeString(masks.data)),
+											NIL),
+									makeInteger(0)),
+							makeString("")),
 							scan_tlist, NIL, outer_plan);
 }
 
@@ -1125,7 +1261,15 @@ masks_string(const DeparseColumns *cols)
  * fdw_private of a scan: the remote SELECT, the attnums of its columns, and
  * the most rows it can return (the LIMIT plus OFFSET, 1 for a lookup by
  * id, -1 when unknown): a scan that fits in one batch runs without cursor;
- * whether it locks rows; and the column masks (masks_string).
+ * whether it locks rows; the column masks (masks_string); the blind-index
+ * parameters, (param number, attnum) pairs (fieldcrypt_deparse_qual);
+ * whether the retrieved columns are attnums of the relation whose
+ * encrypted columns are decrypted (1: base scan or final path; 0: a join or
+ * aggregate, which never fetches an encrypted column); and, with
+ * blind-index quals, the same SELECT without them, run for a role that
+ * sees one of their columns masked (its clause is evaluated here on the
+ * masked value, and the clinic must not filter on the clear one), which
+ * sends only the parameters before the blind-index ones.
  *
  * A final upper path (LIMIT pushed down) has no scan relation of its own:
  * its fdw_scan_tlist lists the fetched columns as Vars of the base relation,
@@ -1144,6 +1288,8 @@ fdwGetForeignPlan(PlannerInfo *root, RelOptInfo *foreignrel, Oid foreigntableid,
 	List	   *params = NIL;
 	List	   *retrieved_attrs = NIL;
 	List	   *scan_tlist = NIL;
+	List	   *bidx_params = NIL;
+	StringInfoData masked_sql;
 	List	   *pathkeys = best_path->path.pathkeys;
 	StringInfoData buf;
 	Relation	rel;
@@ -1195,6 +1341,35 @@ fdwGetForeignPlan(PlannerInfo *root, RelOptInfo *foreignrel, Oid foreigntableid,
 	rel = table_open(fpinfo->relid, NoLock);
 	deparse_select(&buf, rel, fpinfo->attrs_used, remote_exprs,
 				   fpinfo->soft_delete, fpinfo->cols, &retrieved_attrs, &params);
+
+	/*
+	 * Equalities on an encrypted column, as blind-index quals (they stay
+	 * local too).  Last in the remote SQL: their parameters are new ones,
+	 * translated when the scan starts, and no ORDER BY or LIMIT follows
+	 * (both need every clause shipped, or no blind-index qual).
+	 */
+	initStringInfo(&masked_sql);
+	if (!is_final && fpinfo->bidx_conds != NIL)
+	{
+		bool		has_where = fpinfo->soft_delete || remote_exprs != NIL;
+
+		/* the statement for a role that sees the column masked: no blind index */
+		appendStringInfoString(&masked_sql, buf.data);
+
+		foreach(lc, fpinfo->bidx_conds)
+		{
+			RestrictInfo *ri = lfirst_node(RestrictInfo, lc);
+
+			if (!list_member_ptr(scan_clauses, ri))
+				continue;
+			appendStringInfoString(&buf, has_where ? " AND " : " WHERE ");
+			has_where = true;
+			fieldcrypt_deparse_qual(&buf, rel, ri->clause,
+									fieldcrypt_qual_column(ri->clause, baserel,
+														   fpinfo->cols->crypt),
+									&params, &bidx_params);
+		}
+	}
 	if (is_final)
 	{
 		TupleDesc	tupdesc = RelationGetDescr(rel);
@@ -1216,7 +1391,8 @@ fdwGetForeignPlan(PlannerInfo *root, RelOptInfo *foreignrel, Oid foreigntableid,
 	table_close(rel, NoLock);
 
 	if (pathkeys != NIL &&
-		!deparse_order_by(&buf, pathkeys, baserel, fpinfo->cols, &params))
+		(bidx_params != NIL ||
+		 !deparse_order_by(&buf, pathkeys, baserel, fpinfo->cols, &params)))
 		elog(ERROR, "could not deparse the sort keys of a foreign scan");
 
 	if (is_final)
@@ -1250,13 +1426,20 @@ fdwGetForeignPlan(PlannerInfo *root, RelOptInfo *foreignrel, Oid foreigntableid,
 	if (!is_final && baserel->relid == root->parse->resultRelation &&
 		(root->parse->commandType == CMD_UPDATE ||
 		 root->parse->commandType == CMD_DELETE))
+	{
 		appendStringInfoString(&buf, " FOR UPDATE");
+		if (masked_sql.len > 0)
+			appendStringInfoString(&masked_sql, " FOR UPDATE");
+	}
 
 	return make_foreignscan(tlist, local_exprs, scan_relid, params,
-							list_make5(makeString(buf.data), retrieved_attrs,
-									   makeInteger(bound),
-									   makeInteger(strstr(buf.data, " FOR UPDATE") != NULL),
-									   makeString(masks_string(fpinfo->cols))),
+							lappend(lappend(lappend(list_make5(makeString(buf.data), retrieved_attrs,
+													   makeInteger(bound),
+													   makeInteger(strstr(buf.data, " FOR UPDATE") != NULL),
+													   makeString(masks_string(fpinfo->cols))),
+											bidx_params),
+									makeInteger(1)),
+							makeString(masked_sql.data)),
 							scan_tlist, is_final ? NIL : remote_exprs, outer_plan);
 }
 
@@ -1292,6 +1475,9 @@ fdwBeginForeignScan(ForeignScanState *node, int eflags)
 											eflags);
 	fsstate->conn = clinic_connect(fsstate->rel, &ctx);
 	fsstate->apply_masks = role_is_masked(ctx->role);
+	fsstate->bidx_params = (List *) list_nth(fsplan->fdw_private, 5);
+	if (intVal(list_nth(fsplan->fdw_private, 6)) != 0 || fsstate->bidx_params != NIL)
+		fsstate->fc = fieldcrypt_begin(fsstate->rel, &ctx->clinic_id);
 	{
 		const char *m = strVal(list_nth(fsplan->fdw_private, 4));
 		int			len = strlen(m);
@@ -1299,6 +1485,27 @@ fdwBeginForeignScan(ForeignScanState *node, int eflags)
 		fsstate->masks = palloc0(Max(len, 1));
 		for (i = 0; i < len; i++)
 			fsstate->masks[i] = m[i] - '0';
+	}
+	fsstate->send_params = list_length(fsplan->fdw_exprs);
+	if (fsstate->bidx_params != NIL && fsstate->apply_masks)
+	{
+		bool		masked = false;
+
+		for (lc = list_head(fsstate->bidx_params); lc != NULL;
+			 lc = lnext(fsstate->bidx_params, lnext(fsstate->bidx_params, lc)))
+		{
+			int			attnum = lfirst_int(lnext(fsstate->bidx_params, lc));
+
+			if (fsstate->masks[attnum - 1] != MASK_NONE)
+				masked = true;
+		}
+		/* the clause is checked here on the masked value: no blind index */
+		if (masked)
+		{
+			fsstate->query = strVal(list_nth(fsplan->fdw_private, 7));
+			fsstate->send_params -= list_length(fsstate->bidx_params) / 2;
+			fsstate->bidx_params = NIL;
+		}
 	}
 
 	/*
@@ -1343,7 +1550,11 @@ fdwBeginForeignScan(ForeignScanState *node, int eflags)
 	}
 }
 
-/* The text values of the remote parameters, from their current values. */
+/*
+ * The text values of the remote parameters, from their current values; a
+ * blind-index parameter becomes the blind index of its value under the
+ * current clinic's key.
+ */
 static void
 compute_params(ForeignScanState *node)
 {
@@ -1368,6 +1579,8 @@ compute_params(ForeignScanState *node)
 		i++;
 	}
 	reset_transmission_modes(nestlevel);
+	fieldcrypt_translate_params(fsstate->fc, fsstate->bidx_params,
+								fsstate->param_values);
 	MemoryContextSwitchTo(oldcxt);
 }
 
@@ -1388,7 +1601,8 @@ store_batch(FdwScanState *fsstate, PGresult *res)
 											fsstate->retrieved_attrs,
 											fsstate->slot_pos, 0,
 											fsstate->masks,
-											fsstate->apply_masks);
+											fsstate->apply_masks,
+											fsstate->fc);
 		fsstate->num_tuples = n;
 		fsstate->rows_fetched += n;
 	}
@@ -1427,7 +1641,7 @@ start_scan(ForeignScanState *node)
 	oldcxt = MemoryContextSwitchTo(fsstate->batch_cxt);
 	if (fsstate->bound >= 0 && fsstate->bound <= medpro_fetch_size)
 	{
-		RemoteStmt	stmt = {fsstate->query, fsstate->num_params,
+		RemoteStmt	stmt = {fsstate->query, fsstate->send_params,
 			fsstate->param_values, true};
 
 		res = remote_clinic_run(fsstate->conn, &stmt, 1, !fsstate->for_update);
@@ -1444,7 +1658,7 @@ start_scan(ForeignScanState *node)
 		snprintf(fetch, sizeof(fetch), "FETCH %d FROM medpro_c%u",
 				 medpro_fetch_size, fsstate->cursor_number);
 		stmts[0].sql = fsstate->declare;
-		stmts[0].nparams = fsstate->num_params;
+		stmts[0].nparams = fsstate->send_params;
 		stmts[0].values = fsstate->param_values;
 		stmts[0].prepare = false;
 		stmts[1].sql = fetch;
@@ -1664,6 +1878,8 @@ fdwPlanForeignModify(PlannerInfo *root, ModifyTable *plan,
 	const char *id_name;
 	char	   *insert_prefix = NULL;
 	char	   *returning = NULL;
+	char	   *crypt;
+	bool		has_crypt;
 	ListCell   *lc;
 	int			col;
 	int			n;
@@ -1677,6 +1893,7 @@ fdwPlanForeignModify(PlannerInfo *root, ModifyTable *plan,
 	tupdesc = RelationGetDescr(rel);
 	table_options(rte->relid, &table_name, &soft_delete);
 	id_name = quote_identifier(NameStr(TupleDescAttr(tupdesc, id_attnum(rel) - 1)->attname));
+	has_crypt = fieldcrypt_columns(rel, &crypt);
 
 	if (operation == CMD_INSERT)
 	{
@@ -1689,6 +1906,9 @@ fdwPlanForeignModify(PlannerInfo *root, ModifyTable *plan,
 			if (attno > 0 && !TupleDescAttr(tupdesc, attno - 1)->attisdropped)
 				target_attrs = lappend_int(target_attrs, attno);
 		}
+		/* an encrypted value is bound to its row id: always send the id */
+		if (has_crypt && !list_member_int(target_attrs, id_attnum(rel)))
+			target_attrs = lappend_int(target_attrs, id_attnum(rel));
 	}
 	else if (operation == CMD_UPDATE)
 	{
@@ -1716,20 +1936,27 @@ fdwPlanForeignModify(PlannerInfo *root, ModifyTable *plan,
 				appendStringInfoString(&sql, " DEFAULT VALUES");
 			else
 			{
+				int			nparams = 1;
+
 				appendStringInfoString(&sql, " (");
-				n = 0;
 				foreach(lc, target_attrs)
 				{
 					Form_pg_attribute att = TupleDescAttr(tupdesc, lfirst_int(lc) - 1);
 
-					appendStringInfo(&sql, "%s%s", n > 0 ? ", " : "",
-									 quote_identifier(NameStr(att->attname)));
-					n++;
+					if (nparams > 1)
+						appendStringInfoString(&sql, ", ");
+					if (crypt[lfirst_int(lc) - 1])
+						fieldcrypt_deparse_target(&sql, rel, lfirst_int(lc), false, &nparams);
+					else
+					{
+						appendStringInfoString(&sql, quote_identifier(NameStr(att->attname)));
+						nparams++;
+					}
 				}
 				appendStringInfoChar(&sql, ')');
 				insert_prefix = pstrdup(sql.data);
 				appendStringInfoString(&sql, " VALUES (");
-				for (n = 1; n <= list_length(target_attrs); n++)
+				for (n = 1; n < nparams; n++)
 					appendStringInfo(&sql, "%s$%d", n > 1 ? ", " : "", n);
 				appendStringInfoChar(&sql, ')');
 			}
@@ -1744,9 +1971,16 @@ fdwPlanForeignModify(PlannerInfo *root, ModifyTable *plan,
 				{
 					Form_pg_attribute att = TupleDescAttr(tupdesc, lfirst_int(lc) - 1);
 
-					appendStringInfo(&set, "%s%s = $%d", n > 2 ? ", " : "",
-									 quote_identifier(NameStr(att->attname)), n);
-					n++;
+					if (n > 2)
+						appendStringInfoString(&set, ", ");
+					if (crypt[lfirst_int(lc) - 1])
+						fieldcrypt_deparse_target(&set, rel, lfirst_int(lc), true, &n);
+					else
+					{
+						appendStringInfo(&set, "%s = $%d",
+										 quote_identifier(NameStr(att->attname)), n);
+						n++;
+					}
 				}
 				deparse_update_returning_old(&sql, rel, set.data, id_name,
 											 soft_delete, &retrieved_attrs,
@@ -1804,6 +2038,14 @@ fdwBeginForeignModify(ModifyTableState *mtstate, ResultRelInfo *rinfo,
 		fmstate->insert_prefix = strVal(list_nth(fdw_private, 4));
 		fmstate->insert_returning = strVal(list_nth(fdw_private, 5));
 	}
+	/* an encrypted column is sent as FIELDCRYPT_WIDTH parameters */
+	{
+		char	   *crypt;
+
+		(void) fieldcrypt_columns(rinfo->ri_RelationDesc, &crypt);
+		foreach(lc, fmstate->target_attrs)
+			fmstate->row_nparams += crypt[lfirst_int(lc) - 1] ? FIELDCRYPT_WIDTH : 1;
+	}
 	if (eflags & EXEC_FLAG_EXPLAIN_ONLY)
 		return;
 
@@ -1815,8 +2057,26 @@ fdwBeginForeignModify(ModifyTableState *mtstate, ResultRelInfo *rinfo,
 	fmstate->user_id = ctx->user_id;
 	fmstate->apply_masks = role_is_masked(ctx->role);
 	fmstate->masks = column_masks(fmstate->rel);
+	fmstate->fc = fieldcrypt_begin(fmstate->rel, &ctx->clinic_id);
+	fmstate->id_attno = id_attnum(fmstate->rel);
+	if (fmstate->fc && fmstate->operation == CMD_UPDATE &&
+		list_member_int(fmstate->target_attrs, fmstate->id_attno))
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("the id of a row with encrypted columns cannot change")));
 	fmstate->attinmeta = TupleDescGetAttInMetadata(tupdesc);
 	fmstate->owner = fmstate->rel->rd_rel->relowner;
+	{
+		bool		any;
+
+		fmstate->validators = column_validators(fmstate->rel, &any);
+		if (any)
+		{
+			CountryArgs args = {&fmstate->clinic_id, fmstate->country};
+
+			run_as_owner(fmstate->owner, read_clinic_country, &args);
+		}
+	}
 	table_options(RelationGetRelid(fmstate->rel), &fmstate->entity,
 				  &fmstate->soft_delete);
 
@@ -1887,8 +2147,9 @@ modify_params(FdwModifyState *fmstate, TupleTableSlot *slot,
 	int			n = 0;
 	ListCell   *lc;
 	int			i = 0;
+	const char *row_id = NULL;
 
-	values = palloc0(sizeof(char *) * (list_length(fmstate->target_attrs) + 1));
+	values = palloc0(sizeof(char *) * (fmstate->row_nparams + 1));
 	nestlevel = set_transmission_modes();
 	if (fmstate->operation != CMD_INSERT)
 	{
@@ -1898,6 +2159,15 @@ modify_params(FdwModifyState *fmstate, TupleTableSlot *slot,
 		if (isnull)
 			elog(ERROR, "row identity is null");
 		values[n++] = OutputFunctionCall(&fmstate->rowid_flinfo, id);
+		row_id = values[0];
+	}
+	if (slot != NULL && fmstate->fc && fmstate->operation == CMD_INSERT)
+	{
+		bool		isnull;
+		Datum		id = slot_getattr(slot, fmstate->id_attno, &isnull);
+
+		row_id = isnull ? fieldcrypt_new_row_id() :
+			DatumGetCString(DirectFunctionCall1(uuid_out, id));
 	}
 	if (slot != NULL)
 	{
@@ -1914,7 +2184,25 @@ modify_params(FdwModifyState *fmstate, TupleTableSlot *slot,
 						 errmsg("permission denied to write column \"%s\"",
 								NameStr(TupleDescAttr(RelationGetDescr(fmstate->rel),
 													  attnum - 1)->attname))));
-			values[n++] = isnull ? NULL : OutputFunctionCall(&fmstate->param_flinfo[i], v);
+			if (fieldcrypt_is_encrypted(fmstate->fc, attnum))
+			{
+				/* checked in clear, then encrypted: the clinic never sees it */
+				const char *plain = isnull ? NULL : OutputFunctionCall(&fmstate->param_flinfo[i], v);
+
+				if (plain != NULL)
+					validate_value(fmstate, attnum, plain);
+				fieldcrypt_encode(fmstate->fc, attnum, plain, row_id, values + n);
+				n += FIELDCRYPT_WIDTH;
+			}
+			else if (fmstate->fc && attnum == fmstate->id_attno)
+				values[n++] = row_id;
+			else
+			{
+				values[n] = isnull ? NULL : OutputFunctionCall(&fmstate->param_flinfo[i], v);
+				if (values[n] != NULL)
+					validate_value(fmstate, attnum, values[n]);
+				n++;
+			}
 			i++;
 		}
 	}
@@ -2032,7 +2320,7 @@ finish_modify_row(FdwModifyState *fmstate, PGresult *res, int row,
 		tup = make_tuple(res, row, tupdesc, RelationGetRelationName(fmstate->rel),
 						 fmstate->attinmeta, fmstate->retrieved_attrs, NULL,
 						 list_length(fmstate->old_attrs),
-						 fmstate->masks, fmstate->apply_masks);
+						 fmstate->masks, fmstate->apply_masks, fmstate->fc);
 		ExecForceStoreHeapTuple(tup, slot, false);
 
 		foreach(lc, fmstate->retrieved_attrs)
@@ -2126,7 +2414,7 @@ fdwGetForeignModifyBatchSize(ResultRelInfo *rinfo)
 		  rinfo->ri_TrigDesc->trig_insert_after_row)))
 		return 1;
 	/* at most 65535 parameters per statement */
-	n = Min(medpro_fetch_size, 65535 / list_length(fmstate->target_attrs));
+	n = Min(medpro_fetch_size, 65535 / fmstate->row_nparams);
 	return Max(n, 1);
 }
 
@@ -2136,7 +2424,7 @@ fdwExecForeignBatchInsert(EState *estate, ResultRelInfo *rinfo,
 						  int *numSlots)
 {
 	FdwModifyState *fmstate = (FdwModifyState *) rinfo->ri_FdwState;
-	int			ncols = list_length(fmstate->target_attrs);
+	int			ncols = fmstate->row_nparams;
 	const char **values = palloc(sizeof(char *) * Max(ncols * *numSlots, 1));
 	StringInfoData sql;
 	PGresult   *res;
@@ -2334,6 +2622,11 @@ medpro_fdw_validator(PG_FUNCTION_ARGS)
 						 errhint("Valid values are \"admin\" and \"all\".")));
 			continue;
 		}
+		if (catalog == AttributeRelationId && strcmp(def->defname, "encrypted") == 0)
+		{
+			(void) defGetBoolean(def);
+			continue;
+		}
 		if (catalog == AttributeRelationId && strcmp(def->defname, "mask") == 0)
 		{
 			char	   *v = defGetString(def);
@@ -2346,12 +2639,24 @@ medpro_fdw_validator(PG_FUNCTION_ARGS)
 			continue;
 		}
 
+		if (catalog == AttributeRelationId && strcmp(def->defname, "validate") == 0)
+		{
+			char	   *v = defGetString(def);
+
+			if (strcmp(v, "ssn") != 0)
+				ereport(ERROR,
+						(errcode(ERRCODE_FDW_INVALID_ATTRIBUTE_VALUE),
+						 errmsg("invalid value for option \"validate\": \"%s\"", v),
+						 errhint("The valid value is \"ssn\".")));
+			continue;
+		}
+
 		if (catalog == ForeignServerRelationId)
 			valid = "schema_version";
 		else if (catalog == ForeignTableRelationId)
 			valid = "table_name, soft_delete, writers";
 		else if (catalog == AttributeRelationId)
-			valid = "mask";
+			valid = "mask, validate, encrypted";
 		else
 			valid = NULL;
 		ereport(ERROR,

@@ -14,7 +14,8 @@
  *	table		table_name '<clinic table>' (default: the foreign table's
  *				name), soft_delete 'true' | 'false' (default false)
  *	column		mask 'hide' | 'last2' (masked for every application role
- *				but admin and doctor; see docs/routing.md)
+ *				but admin and doctor; see docs/routing.md), encrypted 'true'
+ *				(stored encrypted: fieldcrypt.h)
  */
 #ifndef MEDPRO_FDW_H
 #define MEDPRO_FDW_H

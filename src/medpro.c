@@ -12,6 +12,7 @@
 #include "fmgr.h"
 #include "utils/guc.h"
 
+#include "audit.h"
 #include "crypto.h"
 #include "medpro.h"
 #include "provision.h"
@@ -31,6 +32,7 @@ int			medpro_fetch_size = 100;
 int			medpro_clinic_rate_limit = 0;
 int			medpro_login_max_failures = 5;
 int			medpro_login_lockout = 900;
+int			medpro_audit_retention_days = 0;
 
 void		_PG_init(void);
 
@@ -124,6 +126,14 @@ _PG_init(void)
 							PGC_SUSET, GUC_UNIT_S,
 							NULL, NULL, NULL);
 
+	DefineCustomIntVariable("medpro.audit_retention_days",
+							"Days audit rows are kept before medpro_audit_prune() may delete them; 0 keeps them for ever.",
+							NULL,
+							&medpro_audit_retention_days,
+							0, 0, 36500,
+							PGC_SUSET, 0,
+							NULL, NULL, NULL);
+
 	DefineCustomBoolVariable("medpro.clinic_template",
 							 "Clone new clinic databases from the template database.",
 							 "When off, a new clinic database is created empty and every migration is replayed into it.",
@@ -143,6 +153,7 @@ _PG_init(void)
 	MarkGUCPrefixReserved("medpro");
 
 	tenant_init();
+	audit_init();
 	/* remote before provision: its callbacks run in reverse order */
 	remote_init();
 	remote_clinic_init();

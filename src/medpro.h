@@ -18,5 +18,6 @@ extern int	medpro_fetch_size;
 extern int	medpro_clinic_rate_limit;
 extern int	medpro_login_max_failures;
 extern int	medpro_login_lockout;
+extern int	medpro_audit_retention_days;
 
 #endif							/* MEDPRO_H */

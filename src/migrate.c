@@ -23,6 +23,10 @@
 #include "utils/lsyscache.h"
 #include "utils/uuid.h"
 #include "fmgr.h"
+#include "catalog/pg_collation_d.h"
+#include "storage/lock.h"
+#include "funcapi.h"
+#include "utils/tuplestore.h"
 
 #include "auth.h"
 #include "migrate.h"
@@ -36,6 +40,11 @@ static const char *const schema_migrations_ddl =
 "  name text NOT NULL,"
 "  checksum text NOT NULL,"
 "  applied_at timestamptz NOT NULL DEFAULT now())";
+
+const char *const migrate_invalid_indexes_sql =
+"SELECT pg_catalog.format('DROP INDEX CONCURRENTLY IF EXISTS %s', i.indexrelid::pg_catalog.regclass)"
+"  FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid"
+" WHERE NOT i.indisvalid AND c.relnamespace = 'public'::pg_catalog.regnamespace";
 
 int
 migrate_latest_version(void)
@@ -112,7 +121,7 @@ migrate_apply(PGconn *conn, const char *dbname, int target, int *from)
 	if (from)
 		*from = current;
 
-	if (SPI_execute_with_args("SELECT version, name, checksum, sql FROM medpro.migrations "
+	if (SPI_execute_with_args("SELECT version, name, checksum, sql, transactional FROM medpro.migrations "
 							  " WHERE version > $1 AND ($2 = 0 OR version <= $2) ORDER BY version",
 							  2, (Oid[]) {INT4OID, INT4OID},
 							  (Datum[]) {Int32GetDatum(current), Int32GetDatum(target)},
@@ -137,14 +146,52 @@ migrate_apply(PGconn *conn, const char *dbname, int target, int *from)
 			step_ctx = psprintf("applying migration %s (%s) to database \"%s\"",
 								version, values[1], dbname);
 
-			exec_command(conn, "BEGIN", step_ctx);
-			exec_command(conn, "SET LOCAL search_path = public, pg_catalog", step_ctx);
-			exec_command(conn, SPI_getvalue(tup, tuptable->tupdesc, 4), step_ctx);
-			PQclear(remote_admin_exec(conn,
-									  "INSERT INTO public.medpro_schema_migrations (version, name, checksum) "
-									  "VALUES ($1::int, $2, $3)",
-									  3, values, step_ctx));
-			exec_command(conn, "COMMIT", step_ctx);
+			if (strcmp(SPI_getvalue(tup, tuptable->tupdesc, 5), "t") == 0)
+			{
+				exec_command(conn, "BEGIN", step_ctx);
+				exec_command(conn, "SET LOCAL search_path = public, pg_catalog", step_ctx);
+				exec_command(conn, SPI_getvalue(tup, tuptable->tupdesc, 4), step_ctx);
+				if (PQtransactionStatus(conn) != PQTRANS_INTRANS)
+					ereport(ERROR,
+							(errcode(ERRCODE_INVALID_TRANSACTION_TERMINATION),
+							 errmsg("a migration must not end its transaction"),
+							 errdetail("Migration %s contains BEGIN, COMMIT or ROLLBACK.", version),
+							 errcontext("%s", step_ctx)));
+				PQclear(remote_admin_exec(conn,
+										  "INSERT INTO public.medpro_schema_migrations (version, name, checksum) "
+										  "VALUES ($1::int, $2, $3)",
+										  3, values, step_ctx));
+				exec_command(conn, "COMMIT", step_ctx);
+			}
+			else
+			{
+				/*
+				 * Outside a transaction block: first drop the invalid
+				 * indexes an interrupted CREATE INDEX CONCURRENTLY left, so
+				 * the migration can run again.
+				 */
+				PGresult   *left;
+				int			j;
+
+				exec_command(conn, "SET search_path = public, pg_catalog", step_ctx);
+				left = remote_admin_exec(conn, migrate_invalid_indexes_sql, 0, NULL, step_ctx);
+				{
+					int			nleft = PQntuples(left);
+					char	  **drops = palloc(sizeof(char *) * Max(nleft, 1));
+
+					for (j = 0; j < nleft; j++)
+						drops[j] = pstrdup(PQgetvalue(left, j, 0));
+					PQclear(left);
+					for (j = 0; j < nleft; j++)
+						exec_command(conn, drops[j], step_ctx);
+				}
+				exec_command(conn, SPI_getvalue(tup, tuptable->tupdesc, 4), step_ctx);
+				PQclear(remote_admin_exec(conn,
+										  "INSERT INTO public.medpro_schema_migrations (version, name, checksum) "
+										  "VALUES ($1::int, $2, $3)",
+										  3, values, step_ctx));
+				exec_command(conn, "RESET search_path", step_ctx);
+			}
 			current = atoi(version);
 		}
 	}
@@ -168,12 +215,68 @@ loopback(const char *sql)
 	remote_autonomous_exec(sql, 0, NULL);
 }
 
+/*
+ * The comment the template carries when it is at the latest migration:
+ * version and checksum prefix, so that a migration replaced after a
+ * rolled-back medpro_add_migration is noticed too.
+ */
+char *
+migrate_template_marker(void)
+{
+	if (SPI_execute("SELECT medpro.template_marker()", true, 1) != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "could not compute the template marker");
+	return SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+}
+
+/*
+ * Whether the template applied a migration that medpro.migrations does not
+ * hold (any more) with the same checksum: left by a medpro_add_migration
+ * whose transaction rolled back.  Such a template is rebuilt.
+ */
+static bool
+template_drifted(PGconn *conn, const char *tpl)
+{
+	PGresult   *res;
+	int			n;
+	int			i;
+	char	  **versions;
+	char	  **checksums;
+	bool		drifted = false;
+
+	exec_command(conn, schema_migrations_ddl, "checking the template database");
+	res = remote_admin_exec(conn, "SELECT version, checksum FROM public.medpro_schema_migrations",
+							0, NULL, "checking the template database");
+	n = PQntuples(res);
+	versions = palloc(sizeof(char *) * Max(n, 1));
+	checksums = palloc(sizeof(char *) * Max(n, 1));
+	for (i = 0; i < n; i++)
+	{
+		versions[i] = pstrdup(PQgetvalue(res, i, 0));
+		checksums[i] = pstrdup(PQgetvalue(res, i, 1));
+	}
+	PQclear(res);
+	for (i = 0; i < n && !drifted; i++)
+	{
+		if (SPI_execute_with_args("SELECT 1 FROM medpro.migrations WHERE version = $1::int AND checksum = $2",
+								  2, (Oid[]) {TEXTOID, TEXTOID},
+								  (Datum[]) {CStringGetTextDatum(versions[i]), CStringGetTextDatum(checksums[i])},
+								  NULL, true, 1) != SPI_OK_SELECT)
+			elog(ERROR, "could not read medpro.migrations");
+		drifted = SPI_processed == 0;
+	}
+	if (drifted)
+		ereport(NOTICE,
+				(errmsg("rebuilding template database \"%s\"", tpl),
+				 errdetail("It applied a migration that medpro.migrations no longer holds with the same text.")));
+	return drifted;
+}
+
 void
 migrate_ensure_template(void)
 {
 	char	   *tpl = migrate_template_name();
 	const char *qtpl = quote_identifier(tpl);
-	int			latest = migrate_latest_version();
+	char	   *mark;
 	bool		exists;
 	PGconn	   *volatile conn = NULL;
 
@@ -182,6 +285,7 @@ migrate_ensure_template(void)
 					false, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not lock the template");
 
+	mark = migrate_template_marker();
 	exists = OidIsValid(get_database_oid(tpl, true));
 	if (exists)
 	{
@@ -192,7 +296,7 @@ migrate_ensure_template(void)
 								  1, (Oid[]) {TEXTOID}, (Datum[]) {CStringGetTextDatum(tpl)},
 								  NULL, true, 1) == SPI_OK_SELECT && SPI_processed == 1)
 			comment = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
-		if (comment && strcmp(comment, psprintf("medpro template at version %d", latest)) == 0)
+		if (comment && strcmp(comment, mark) == 0)
 			return;
 		loopback(psprintf("ALTER DATABASE %s WITH ALLOW_CONNECTIONS true", qtpl));
 	}
@@ -204,25 +308,104 @@ migrate_ensure_template(void)
 
 	PG_TRY();
 	{
-		int			version;
-
 		conn = remote_admin_connect(tpl);
+		if (exists && template_drifted(conn, tpl))
+		{
+			remote_admin_disconnect(conn);
+			conn = NULL;
+			loopback(psprintf("ALTER DATABASE %s WITH IS_TEMPLATE false", qtpl));
+			loopback(psprintf("DROP DATABASE %s WITH (FORCE)", qtpl));
+			loopback(psprintf("CREATE DATABASE %s TEMPLATE template0 ENCODING %s",
+							  qtpl, quote_literal_cstr(GetDatabaseEncodingName())));
+			conn = remote_admin_connect(tpl);
+		}
 		PQclear(remote_admin_exec(conn,
 								  psprintf("ALTER SCHEMA public OWNER TO %s",
 										   quote_identifier(GetUserNameFromId(BOOTSTRAP_SUPERUSERID, false))),
 								  0, NULL, "preparing the template database"));
-		version = migrate_apply(conn, tpl, 0, NULL);
+		(void) migrate_apply(conn, tpl, 0, NULL);
 		remote_admin_disconnect(conn);
 		conn = NULL;
 		loopback(psprintf("ALTER DATABASE %s WITH IS_TEMPLATE true ALLOW_CONNECTIONS false", qtpl));
-		loopback(psprintf("COMMENT ON DATABASE %s IS %s", qtpl,
-						  quote_literal_cstr(psprintf("medpro template at version %d", version))));
+		loopback(psprintf("COMMENT ON DATABASE %s IS %s", qtpl, quote_literal_cstr(mark)));
 	}
 	PG_FINALLY();
 	{
 		remote_admin_disconnect(conn);
 	}
 	PG_END_TRY();
+}
+
+void
+migrate_template_unlock(void)
+{
+	int64		key = DatumGetInt32(DirectFunctionCall1Coll(hashtext, DEFAULT_COLLATION_OID,
+														  CStringGetTextDatum("medpro.template")));
+	LOCKTAG		tag;
+
+	/* pg_advisory_xact_lock(bigint): the key's high and low halves, field 1 */
+	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, (uint32) (key >> 32), (uint32) key, 1);
+	LockRelease(&tag, ExclusiveLock, false);
+}
+
+/* SQL: medpro.template_columns() RETURNS TABLE(...) (extension owner only) */
+PG_FUNCTION_INFO_V1(medpro_template_columns);
+Datum
+medpro_template_columns(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	char	   *tpl;
+	const char *qtpl;
+	PGconn	   *volatile conn = NULL;
+	PGresult   *volatile res = NULL;
+
+	InitMaterializedSRF(fcinfo, 0);
+	SPI_connect();
+	migrate_ensure_template();
+	tpl = migrate_template_name();
+	qtpl = quote_identifier(tpl);
+
+	/* Connections to the template are allowed only while it is read. */
+	loopback(psprintf("ALTER DATABASE %s WITH ALLOW_CONNECTIONS true", qtpl));
+	PG_TRY();
+	{
+		int			i;
+
+		conn = remote_admin_connect(tpl);
+		res = remote_admin_exec(conn,
+								"SELECT c.relname, a.attname, a.attnum, "
+								"       pg_catalog.format_type(a.atttypid, a.atttypmod), "
+								"       coalesce(pg_catalog.col_description(c.oid, a.attnum), '') LIKE 'medpro:medical%', "
+								"       coalesce(pg_catalog.obj_description(c.oid, 'pg_class'), '') LIKE 'medpro:internal%' "
+								"  FROM pg_catalog.pg_class c JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid "
+								" WHERE c.relnamespace = 'public'::pg_catalog.regnamespace AND c.relkind IN ('r', 'p') "
+								"   AND a.attnum > 0 AND NOT a.attisdropped "
+								"   AND coalesce(pg_catalog.col_description(c.oid, a.attnum), '') NOT LIKE 'medpro:internal%' "
+								" ORDER BY c.relname, a.attnum",
+								0, NULL, "reading the template's tables");
+		for (i = 0; i < PQntuples(res); i++)
+		{
+			Datum		values[6];
+			bool		nulls[6] = {false, false, false, false, false, false};
+
+			values[0] = CStringGetTextDatum(PQgetvalue(res, i, 0));
+			values[1] = CStringGetTextDatum(PQgetvalue(res, i, 1));
+			values[2] = Int32GetDatum(atoi(PQgetvalue(res, i, 2)));
+			values[3] = CStringGetTextDatum(PQgetvalue(res, i, 3));
+			values[4] = BoolGetDatum(strcmp(PQgetvalue(res, i, 4), "t") == 0);
+			values[5] = BoolGetDatum(strcmp(PQgetvalue(res, i, 5), "t") == 0);
+			tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+		}
+	}
+	PG_FINALLY();
+	{
+		PQclear(res);
+		remote_admin_disconnect(conn);
+	}
+	PG_END_TRY();
+	loopback(psprintf("ALTER DATABASE %s WITH ALLOW_CONNECTIONS false", qtpl));
+	SPI_finish();
+	return (Datum) 0;
 }
 
 bool

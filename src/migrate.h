@@ -26,6 +26,14 @@ extern int	migrate_apply(PGconn *conn, const char *dbname, int target, int *from
  */
 extern bool migrate_record_applied(const char *clinic_id, int version);
 
+/*
+ * A query listing "DROP INDEX CONCURRENTLY ..." for each invalid index in
+ * schema public of a clinic database: what an interrupted
+ * non-transactional migration (CREATE INDEX CONCURRENTLY) leaves behind.
+ * Run before such a migration is tried again.
+ */
+extern const char *const migrate_invalid_indexes_sql;
+
 /* The latest version in medpro.migrations (0 when there is none). */
 extern int	migrate_latest_version(void);
 
@@ -35,6 +43,19 @@ extern int	migrate_latest_version(void);
  * through the loopback connection; needs SPI connected.
  */
 extern char *migrate_template_name(void);
+
+/*
+ * The comment of a template database at the latest migration ("medpro
+ * template at version N checksum <16 hex digits>"); needs SPI.
+ */
+extern char *migrate_template_marker(void);
 extern void migrate_ensure_template(void);
+
+/*
+ * Release one hold of the template's advisory lock that
+ * migrate_ensure_template took, so that registrations need not wait for the
+ * rest of a long transaction (medpro_migrate_all).
+ */
+extern void migrate_template_unlock(void);
 
 #endif							/* MEDPRO_MIGRATE_H */

@@ -15,8 +15,9 @@
  * touches work in progress.
  *
  * The steps, each idempotent so that medpro_provision_clinic can resume:
- * role (random password, stored only sealed), database (cloned from the
- * template, or created empty and migrated), CONNECT only for the clinic's
+ * role (random password, stored only sealed), database (a spare database
+ * from the pool renamed, else cloned from the template, or created empty
+ * and migrated), CONNECT only for the clinic's
  * role, privileges and country defaults inside the clinic database, then
  * the clinic row becomes active.
  */
@@ -255,7 +256,32 @@ ensure_role(const char *clinic_id, const char *role, bool has_password)
 }
 
 /*
- * Step 2: the database, cloned from the template (or, with
+ * A spare database (medpro_fill_spare_pool) at the template's current
+ * version, locked for this transaction, or NULL when there is none.
+ */
+static char *
+take_spare(void)
+{
+	char	   *want = psprintf("medpro spare of %s at %s", get_database_name(MyDatabaseId),
+								migrate_template_marker());
+
+	if (SPI_execute_with_args("SELECT d.datname FROM pg_catalog.pg_database d "
+							  " WHERE d.datname LIKE 'medpro\\_spare\\_%' "
+							  "   AND pg_catalog.shobj_description(d.oid, 'pg_database') = $1 "
+							  "   AND pg_catalog.pg_try_advisory_xact_lock(pg_catalog.hashtext('medpro.spare'), "
+							  "                                            pg_catalog.hashtext(d.datname::text)) "
+							  " LIMIT 1",
+							  1, (Oid[]) {TEXTOID}, (Datum[]) {CStringGetTextDatum(want)},
+							  NULL, false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not look for a spare database");
+	if (SPI_processed == 0)
+		return NULL;
+	return spi_value(1);
+}
+
+/*
+ * Step 2: the database: a spare one renamed when the pool has one at the
+ * current version, else cloned from the template (or, with
  * medpro.clinic_template off, created empty: migrate_apply then replays
  * every migration).
  */
@@ -264,6 +290,7 @@ ensure_database(const char *clinic_id, const char *db, const char *role)
 {
 	const char *qdb = quote_identifier(db);
 	bool		replay = !medpro_clinic_template;
+	char	   *spare = NULL;
 
 	if (spi_exists("SELECT 1 FROM pg_catalog.pg_database WHERE datname = $1", db))
 	{
@@ -278,10 +305,20 @@ ensure_database(const char *clinic_id, const char *db, const char *role)
 	}
 
 	if (!replay)
+	{
 		migrate_ensure_template();
-	loopback(psprintf("CREATE DATABASE %s OWNER %s TEMPLATE %s",
-					  qdb, quote_identifier(role),
-					  replay ? "template0" : quote_identifier(migrate_template_name())));
+		spare = take_spare();
+	}
+	if (spare)
+	{
+		/* owner first: a crash in between leaves a spare, not a stray clinic */
+		loopback(psprintf("ALTER DATABASE %s OWNER TO %s", quote_identifier(spare), quote_identifier(role)));
+		loopback(psprintf("ALTER DATABASE %s RENAME TO %s", quote_identifier(spare), qdb));
+	}
+	else
+		loopback(psprintf("CREATE DATABASE %s OWNER %s TEMPLATE %s",
+						  qdb, quote_identifier(role),
+						  replay ? "template0" : quote_identifier(migrate_template_name())));
 	remember(true, db);
 	loopback(psprintf("COMMENT ON DATABASE %s IS %s", qdb,
 					  quote_literal_cstr(marker(clinic_id))));

@@ -89,6 +89,8 @@ static bool loopback_exit_registered = false;
 
 static PGconn *loopback_get(void);
 static PGconn *admin_connect(const char *dbname, const char *failmsg);
+static PGconn *admin_connect_internal(const char *dbname, const char *failmsg,
+									  bool start_only);
 static bool loopback_start(PGconn *conn, bool *timed_out);
 static PGconn *connect_and_wait(const char *const *keywords,
 								const char *const *values,
@@ -543,6 +545,32 @@ loopback_get(void)
 static PGconn *
 admin_connect(const char *dbname, const char *failmsg)
 {
+	return admin_connect_internal(dbname, failmsg, false);
+}
+
+/*
+ * remote_admin_connect_start
+ *		Start, without waiting, a superuser connection to database dbname of
+ *		this server (see remote.h).
+ */
+PGconn *
+remote_admin_connect_start(const char *dbname)
+{
+	return admin_connect_internal(dbname,
+								  psprintf("could not connect to database \"%s\" on the local server",
+										   dbname),
+								  true);
+}
+
+/*
+ * admin_connect_internal
+ *		admin_connect, or with start_only the started connection attempt
+ *		(counted against the external descriptors) that the caller drives
+ *		with PQconnectPoll.
+ */
+static PGconn *
+admin_connect_internal(const char *dbname, const char *failmsg, bool start_only)
+{
 	const char *keywords[9];
 	const char *values[9];
 	char		port[12];
@@ -591,6 +619,26 @@ admin_connect(const char *dbname, const char *failmsg)
 	{
 		on_proc_exit(loopback_exit_callback, (Datum) 0);
 		loopback_exit_registered = true;
+	}
+
+	if (start_only)
+	{
+		if (!AcquireExternalFD())
+			ereport(ERROR,
+					(errcode(ERRCODE_CONNECTION_FAILURE),
+					 errmsg_internal("%s", failmsg),
+					 errdetail("There are too many open files on the local server.")));
+		conn = PQconnectStartParams(keywords, values, 0);
+		if (conn == NULL)
+		{
+			ReleaseExternalFD();
+			ereport(ERROR,
+					(errcode(ERRCODE_OUT_OF_MEMORY),
+					 errmsg("out of memory"),
+					 errdetail("Could not allocate a connection.")));
+		}
+		PQsetNoticeReceiver(conn, loopback_notice_receiver, NULL);
+		return conn;
 	}
 
 	conn = connect_and_wait(keywords, values, NULL, 0, &failure);

@@ -74,6 +74,15 @@ extern void remote_loopback_disconnect(void);
 extern PGconn *remote_admin_connect(const char *dbname);
 
 /*
+ * Start a connection like remote_admin_connect without waiting for it: the
+ * caller drives PQconnectPoll through the latch (several at once), and
+ * closes it with remote_admin_disconnect on every path.  A connection that
+ * fails shows CONNECTION_BAD.  Raises only when no connection can be
+ * allocated.
+ */
+extern PGconn *remote_admin_connect_start(const char *dbname);
+
+/*
  * Run one statement on an admin connection; returns the result (caller
  * PQclear's it) or raises the remote error with context_msg as context.
  */

@@ -15,14 +15,14 @@ INSERT INTO medpro.clinics (id, name, country, email, status) VALUES
 	('b4b4b4b4-0000-4000-8000-000000000002', 'Ctx Clinic B', 'ES', 'ctx-b@clinic.test', 'active')
 ON CONFLICT DO NOTHING;
 SELECT medpro_key_rotate() IS NOT NULL AS rotated \gset
-SELECT medpro_create_user('ctx-a@a.test', 'ctx clinic a password', 'doctor', NULL, NULL,
+SELECT medpro_create_user('ctx-a@a.test', 'ctx doctor a password', 'doctor', NULL, NULL,
 						  'a3a3a3a3-0000-4000-8000-000000000001') AS user_a \gset
-SELECT medpro_create_user('ctx-b@b.test', 'ctx clinic b password', 'secretary', NULL, NULL,
+SELECT medpro_create_user('ctx-b@b.test', 'ctx front b password', 'secretary', NULL, NULL,
 						  'b4b4b4b4-0000-4000-8000-000000000002') AS user_b \gset
 
 SET ROLE tap_app;
-SELECT medpro_login('ctx-a@a.test', 'ctx clinic a password') AS tok_a \gset
-SELECT medpro_login('ctx-b@b.test', 'ctx clinic b password') AS tok_b \gset
+SELECT medpro_login('ctx-a@a.test', 'ctx doctor a password') AS tok_a \gset
+SELECT medpro_login('ctx-b@b.test', 'ctx front b password') AS tok_b \gset
 
 SELECT throws_ok('SELECT medpro_current_clinic()', '42501', 'no clinic selected', 'no context at start');
 SELECT throws_ok('SELECT medpro_current_user_id()', '42501', 'no clinic selected', 'no user at start');

@@ -134,19 +134,38 @@ CREATE TABLE medpro.audit_log (
 	old_data		jsonb,
 	new_data		jsonb,
 	ip				inet,
-	at				timestamptz NOT NULL DEFAULT clock_timestamp()
+	at				timestamptz NOT NULL DEFAULT clock_timestamp(),
+	-- the hash chain of the clinic (30_audit.sql), set when the row commits
+	chain_seq		bigint,
+	prev_hash		bytea,
+	row_hash		bytea
 );
+CREATE UNIQUE INDEX audit_log_chain_key ON medpro.audit_log
+	((coalesce(clinic_id, '00000000-0000-0000-0000-000000000000'::uuid)), chain_seq)
+	WHERE chain_seq IS NOT NULL;
 CREATE INDEX audit_log_clinic_idx ON medpro.audit_log (clinic_id, at);
 COMMENT ON TABLE medpro.audit_log IS 'append-only audit trail of logins, authentication failures, writes and lifecycle actions';
 
 CREATE FUNCTION medpro.audit_log_refuse_change() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
-	RAISE EXCEPTION 'medpro.audit_log is append-only'
+	-- The one change allowed: sealing a new row into its hash chain
+	-- (src/audit.c, at commit), which sets only the link columns.
+	IF TG_OP = 'UPDATE' AND TG_TABLE_NAME = 'audit_log' AND TG_LEVEL = 'ROW' THEN
+		IF OLD.row_hash IS NULL AND NEW.row_hash IS NOT NULL
+		   AND (NEW.id, NEW.clinic_id, NEW.user_id, NEW.action, NEW.entity, NEW.entity_id,
+				NEW.old_data, NEW.new_data, NEW.ip, NEW.at)
+			   IS NOT DISTINCT FROM
+			   (OLD.id, OLD.clinic_id, OLD.user_id, OLD.action, OLD.entity, OLD.entity_id,
+				OLD.old_data, OLD.new_data, OLD.ip, OLD.at) THEN
+			RETURN NEW;
+		END IF;
+	END IF;
+	RAISE EXCEPTION '%.% is append-only', TG_TABLE_SCHEMA, TG_TABLE_NAME
 		USING ERRCODE = 'insufficient_privilege';
 END
 $$;
-COMMENT ON FUNCTION medpro.audit_log_refuse_change() IS 'trigger: refuses UPDATE, DELETE and TRUNCATE on medpro.audit_log';
+COMMENT ON FUNCTION medpro.audit_log_refuse_change() IS 'trigger: refuses UPDATE, DELETE and TRUNCATE on the append-only audit tables (except sealing a new audit row into its chain)';
 CREATE TRIGGER audit_log_append_only BEFORE UPDATE OR DELETE ON medpro.audit_log
 	FOR EACH ROW EXECUTE FUNCTION medpro.audit_log_refuse_change();
 CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON medpro.audit_log

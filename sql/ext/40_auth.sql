@@ -106,38 +106,27 @@ CREATE FUNCTION medpro_key_rotate(algorithm text DEFAULT 'HS256') RETURNS text
 COMMENT ON FUNCTION medpro_key_rotate(text)
 	IS 'makes a new active signing key (stored sealed) and returns its kid; older keys keep verifying until retired (operators)';
 
-CREATE FUNCTION medpro_key_import(kid text, algorithm text, key text) RETURNS void
+CREATE FUNCTION medpro_key_import(kid text, algorithm text, key text, issuer text DEFAULT NULL)
+RETURNS void
 	AS 'MODULE_PATHNAME', 'medpro_key_import'
 	LANGUAGE C VOLATILE SECURITY DEFINER
 	SET search_path = pg_catalog, pg_temp;
-COMMENT ON FUNCTION medpro_key_import(text, text, text)
-	IS 'imports a verification key of an existing issuer (e.g. the legacy backend''s JWT_SECRET), stored sealed (superusers only)';
+COMMENT ON FUNCTION medpro_key_import(text, text, text, text)
+	IS 'imports a verify-only key of an existing issuer: an HMAC secret (stored sealed) or a PEM public key; issuer, when given, is required as iss (superusers only)';
 
 CREATE FUNCTION medpro_key_retire(kid text) RETURNS void
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-	v_status text;
-BEGIN
-	IF NOT medpro.caller_is_operator() THEN
-		RAISE EXCEPTION 'permission denied to retire keys' USING ERRCODE = 'insufficient_privilege';
-	END IF;
-	SELECT k.status INTO v_status FROM medpro.keys k WHERE k.kid = medpro_key_retire.kid FOR UPDATE;
-	IF NOT FOUND THEN
-		RAISE EXCEPTION 'key "%" does not exist', kid USING ERRCODE = 'invalid_parameter_value';
-	END IF;
-	IF v_status = 'retired' THEN
-		RETURN;
-	END IF;
-	UPDATE medpro.keys k
-	   SET status = 'retired', retired_at = now(), secret_sealed = NULL
-	 WHERE k.kid = medpro_key_retire.kid;
-	PERFORM medpro.audit_append(NULL, NULL, 'key_retire', 'key', kid, NULL, NULL, NULL);
-END
-$$;
+	AS 'MODULE_PATHNAME', 'medpro_key_retire'
+	LANGUAGE C VOLATILE SECURITY DEFINER
+	SET search_path = pg_catalog, pg_temp;
 COMMENT ON FUNCTION medpro_key_retire(text)
 	IS 'retires a key: tokens it signed stop verifying and its sealed material is erased (operators)';
+
+CREATE FUNCTION medpro_jwks() RETURNS jsonb
+	AS 'MODULE_PATHNAME', 'medpro_jwks'
+	LANGUAGE C STABLE SECURITY DEFINER
+	SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION medpro_jwks()
+	IS 'the RFC 7517 JWK Set of the public keys of every non-retired RSA, EC and Ed25519 key (never an HMAC secret)';
 
 -- Users. --------------------------------------------------------------------
 
@@ -217,7 +206,7 @@ BEGIN
 	v_email := medpro.check_email(email);
 	BEGIN
 		INSERT INTO medpro.users (clinic_id, email, password_hash, role, first_name, last_name)
-		VALUES (v_clinic, v_email, medpro.password_hash(password, v_email), role,
+		VALUES (v_clinic, v_email, medpro.password_hash(password, v_email, v_clinic), role,
 				first_name, last_name)
 		RETURNING id INTO v_id;
 	EXCEPTION WHEN unique_violation THEN
@@ -335,15 +324,15 @@ COMMENT ON FUNCTION medpro_reset() IS 'clears the tenant context';
 
 -- Grants. -------------------------------------------------------------------
 
-REVOKE ALL ON FUNCTION medpro_key_rotate(text), medpro_key_import(text, text, text),
-	medpro_key_retire(text), medpro_create_super_admin(text, text),
+REVOKE ALL ON FUNCTION medpro_key_rotate(text), medpro_key_import(text, text, text, text),
+	medpro_key_retire(text), medpro_jwks(), medpro_create_super_admin(text, text),
 	medpro_create_user(text, text, text, text, text, uuid), medpro_revoke_tokens(uuid),
 	medpro_login(text, text), medpro_authenticate(text, boolean), medpro_pre_request(),
 	medpro_current_clinic(), medpro_current_user_id(), medpro_current_role(), medpro_reset()
 	FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION medpro_login(text, text), medpro_authenticate(text, boolean),
 	medpro_pre_request(), medpro_current_clinic(), medpro_current_user_id(),
-	medpro_current_role(), medpro_reset(),
+	medpro_current_role(), medpro_reset(), medpro_jwks(),
 	medpro_create_user(text, text, text, text, text, uuid), medpro_revoke_tokens(uuid)
 	TO medpro_api, medpro_operator;
 GRANT EXECUTE ON FUNCTION medpro_key_rotate(text),

@@ -45,11 +45,26 @@ CREATE FUNCTION medpro.migrations_checksum() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
 	NEW.checksum := encode(sha256(convert_to(NEW.sql, 'UTF8')), 'hex');
+	-- a first line "-- medpro:no-transaction" runs the text outside a transaction block
+	NEW.transactional := NEW.sql !~ '^-- medpro:no-transaction[ \t\r]*(\n|$)';
 	RETURN NEW;
 END
 $$;
-COMMENT ON FUNCTION medpro.migrations_checksum() IS 'trigger: sets medpro.migrations.checksum to the SHA-256 of the migration text';
-CREATE TRIGGER migrations_checksum BEFORE INSERT OR UPDATE OF sql ON medpro.migrations
+COMMENT ON FUNCTION medpro.migrations_checksum() IS 'trigger: sets medpro.migrations.checksum to the SHA-256 of the migration text, and transactional from its first line';
+
+-- The comment of a template database at the latest migration.
+CREATE FUNCTION medpro.template_marker() RETURNS text
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT 'medpro template at version ' || coalesce(max(m.version), 0)
+		   || coalesce(' checksum ' || left((SELECT l.checksum FROM medpro.migrations l ORDER BY l.version DESC LIMIT 1), 16), '')
+	  FROM medpro.migrations m
+$$;
+COMMENT ON FUNCTION medpro.template_marker()
+	IS 'internal: the comment the template database carries when it is at the latest migration (version and checksum prefix)';
+REVOKE ALL ON FUNCTION medpro.template_marker() FROM PUBLIC;
+CREATE TRIGGER migrations_checksum BEFORE INSERT OR UPDATE ON medpro.migrations
 	FOR EACH ROW EXECUTE FUNCTION medpro.migrations_checksum();
 
 -- This server, reached over the Unix socket as the bootstrap superuser.
@@ -106,6 +121,8 @@ DECLARE
 	v_db text;
 	v_server text;
 	v_country text := upper(btrim(country));
+	v_vat_id text;
+	v_business_id text;
 BEGIN
 	PERFORM medpro.require_lifecycle_privilege('register clinics');
 	IF name IS NULL OR btrim(name) = '' THEN
@@ -118,6 +135,35 @@ BEGIN
 	IF v_country IS NULL OR NOT EXISTS (SELECT 1 FROM medpro.country_defaults d WHERE d.country = v_country) THEN
 		RAISE EXCEPTION 'unknown country "%"', left(country, 16) USING ERRCODE = 'invalid_parameter_value',
 			HINT = 'Supported countries are FR and ES.';
+	END IF;
+	IF business_number IS NOT NULL
+	   AND NOT @extschema@.medpro_valid_business_number(v_country, business_number) THEN
+		RAISE EXCEPTION 'invalid business number for country %', v_country USING ERRCODE = 'invalid_parameter_value',
+			HINT = CASE v_country WHEN 'FR' THEN 'Give a SIREN (9 digits) or SIRET (14 digits).'
+				   ELSE 'Give a NIF: CIF, DNI or NIE.' END;
+	END IF;
+	IF vat_number IS NOT NULL
+	   AND (NOT @extschema@.medpro_valid_vat_number(vat_number)
+			OR upper(left(regexp_replace(vat_number, '[ ./-]', '', 'g'), 2)) <> v_country) THEN
+		RAISE EXCEPTION 'invalid VAT number for country %', v_country USING ERRCODE = 'invalid_parameter_value',
+			HINT = format('Give the clinic''s intra-EU VAT number, starting with %s.', v_country);
+	END IF;
+	-- The VAT number is built on the business number: FR + key + SIREN (the
+	-- first 9 digits of a SIRET), ES + NIF.
+	IF business_number IS NOT NULL AND vat_number IS NOT NULL THEN
+		v_vat_id := upper(regexp_replace(vat_number, '[ ./-]', '', 'g'));
+		v_business_id := upper(regexp_replace(business_number, '[ ./-]', '', 'g'));
+		IF v_country = 'FR' THEN
+			v_vat_id := substr(v_vat_id, 5);
+			v_business_id := left(v_business_id, 9);
+		ELSE
+			v_vat_id := substr(v_vat_id, 3);
+		END IF;
+		IF v_vat_id <> v_business_id THEN
+			RAISE EXCEPTION 'VAT number does not match the business number' USING ERRCODE = 'invalid_parameter_value',
+				DETAIL = CASE v_country WHEN 'FR' THEN 'A French VAT number is FR, a two-digit key and the SIREN (the first 9 digits of the SIRET).'
+						 ELSE 'A Spanish VAT number is ES followed by the NIF.' END;
+		END IF;
 	END IF;
 	IF address IS NOT NULL AND jsonb_typeof(address) <> 'object' THEN
 		RAISE EXCEPTION 'address must be a JSON object' USING ERRCODE = 'invalid_parameter_value';
@@ -207,6 +253,18 @@ BEGIN
 		RAISE EXCEPTION 'permission denied to repair clinics' USING ERRCODE = 'insufficient_privilege';
 	END IF;
 
+	-- Drops that a crash interrupted: finish them (every step is idempotent).
+	FOR r IN
+		SELECT c.id FROM medpro.clinics c WHERE c.status = 'dropping' ORDER BY c.updated_at
+	LOOP
+		CONTINUE WHEN NOT pg_try_advisory_xact_lock(hashtext('medpro.clinic'), hashtext(r.id::text));
+		PERFORM medpro.finish_drop(r.id);
+		problem := 'clinic drop not finished';
+		object := r.id::text;
+		action := 'dropped';
+		RETURN NEXT;
+	END LOOP;
+
 	-- Databases and roles named like clinics with no live clinic here.
 	FOR r IN
 		SELECT 'database' AS kind, d.datname AS objname, shobj_description(d.oid, 'pg_database') AS note
@@ -235,6 +293,22 @@ BEGIN
 		RETURN NEXT;
 	END LOOP;
 
+	-- Spare databases left unmarked by a crash (CREATE DATABASE then
+	-- COMMENT), or marked for this central database at an older version.
+	FOR r IN
+		SELECT d.datname, shobj_description(d.oid, 'pg_database') AS note
+		  FROM pg_database d WHERE d.datname LIKE 'medpro\_spare\_%' ORDER BY d.datname
+	LOOP
+		CONTINUE WHEN r.note IS NOT NULL AND NOT starts_with(r.note, 'medpro spare of ' || current_database() || ' at ');
+		CONTINUE WHEN r.note = 'medpro spare of ' || current_database() || ' at ' || medpro.template_marker();
+		CONTINUE WHEN NOT pg_try_advisory_xact_lock(hashtext('medpro.spare'), hashtext(r.datname::text));
+		PERFORM medpro.autonomous(format('DROP DATABASE IF EXISTS %I WITH (FORCE)', r.datname));
+		problem := CASE WHEN r.note IS NULL THEN 'unmarked spare database' ELSE 'stale spare database' END;
+		object := r.datname;
+		action := 'dropped';
+		RETURN NEXT;
+	END LOOP;
+
 	-- Clinics whose provisioning did not finish, or whose database is gone.
 	FOR r IN
 		SELECT c.id, c.db_name, c.status,
@@ -257,12 +331,35 @@ BEGIN
 		RETURN NEXT;
 	END LOOP;
 
+	-- CONNECT must match the status: granted when active, revoked when suspended.
+	FOR r IN
+		SELECT c.id, c.db_name, c.db_role, c.status
+		  FROM medpro.clinics c
+		  JOIN pg_database d ON d.datname = c.db_name
+		  JOIN pg_roles a ON a.rolname = c.db_role
+		 WHERE c.deleted_at IS NULL AND c.status IN ('active', 'suspended')
+		   AND has_database_privilege(a.oid, d.oid, 'CONNECT') <> (c.status = 'active')
+		 ORDER BY c.created_at
+	LOOP
+		CONTINUE WHEN NOT pg_try_advisory_xact_lock(hashtext('medpro.clinic'), hashtext(r.id::text));
+		object := r.id::text;
+		IF r.status = 'active' THEN
+			EXECUTE format('GRANT CONNECT, TEMPORARY ON DATABASE %I TO %I', r.db_name, r.db_role);
+			problem := 'active clinic without CONNECT';
+			action := 'granted';
+		ELSE
+			EXECUTE format('REVOKE CONNECT, TEMPORARY ON DATABASE %I FROM %I', r.db_name, r.db_role);
+			problem := 'suspended clinic with CONNECT';
+			action := 'revoked';
+		END IF;
+		RETURN NEXT;
+	END LOOP;
+
 	-- The template, when new clinics are cloned from it.
 	IF current_setting('medpro.clinic_template')::boolean THEN
 		v_tpl := 'medpro_template_' || current_database();
 		IF NOT EXISTS (SELECT 1 FROM pg_database d WHERE d.datname = v_tpl
-						 AND shobj_description(d.oid, 'pg_database') =
-							 'medpro template at version ' || (SELECT coalesce(max(m.version), 0) FROM medpro.migrations m)) THEN
+						 AND shobj_description(d.oid, 'pg_database') = medpro.template_marker()) THEN
 			PERFORM medpro.ensure_template();
 			problem := 'template missing or out of date';
 			object := v_tpl;
@@ -289,11 +386,29 @@ CREATE VIEW medpro.clinic_status AS
 SELECT c.id, c.name, c.country, c.status, c.server, c.db_name, c.schema_version,
 	   (SELECT coalesce(max(m.version), 0) FROM medpro.migrations m) AS latest_version,
 	   CASE WHEN d.oid IS NOT NULL THEN medpro.database_size(d.datname) END AS size_bytes,
-	   c.last_error
+	   c.last_error,
+	   c.status_reason,
+	   (SELECT count(*) FROM medpro.migrations m WHERE m.version > c.schema_version) AS pending_migrations,
+	   (SELECT min(cm.version) FROM medpro.clinic_migrations cm
+		 WHERE cm.clinic_id = c.id AND cm.status = 'failed') AS failed_version,
+	   (SELECT max(cm.applied_at) FROM medpro.clinic_migrations cm
+		 WHERE cm.clinic_id = c.id AND cm.status = 'applied') AS last_migrated_at,
+	   c.updated_at
   FROM medpro.clinics c
   LEFT JOIN pg_database d ON d.datname = c.db_name
  WHERE c.deleted_at IS NULL;
-COMMENT ON VIEW medpro.clinic_status IS 'each clinic''s status and schema version against the latest';
+COMMENT ON VIEW medpro.clinic_status IS 'each clinic''s status, size, schema version against the latest, pending migrations and last error';
+
+-- Per clinic and migration: applied or failed, attempts, error, duration.
+CREATE VIEW medpro.clinic_migration_history AS
+SELECT cm.clinic_id, c.name AS clinic_name, cm.version, m.name AS migration, m.source,
+	   m.transactional, cm.status, cm.attempts, cm.error, cm.applied_at AS at, cm.duration
+  FROM medpro.clinic_migrations cm
+  JOIN medpro.clinics c ON c.id = cm.clinic_id
+  JOIN medpro.migrations m ON m.version = cm.version;
+COMMENT ON VIEW medpro.clinic_migration_history
+	IS 'every migration each clinic applied or failed: status, attempts, last error, when, how long (dropped clinics included)';
+GRANT SELECT ON medpro.clinic_migration_history TO medpro_operator;
 GRANT SELECT ON medpro.clinic_status TO medpro_operator;
 
 REVOKE ALL ON FUNCTION medpro_register_clinic(text, text, text, text, text, text, text, text, jsonb, text, text, text),

@@ -64,7 +64,7 @@ CREATE FOREIGN TABLE medpro.ft_patients (
 	date_of_birth			date,
 	gender					text,
 	address					jsonb,
-	social_security_number	text OPTIONS (mask 'last2'),
+	social_security_number	text OPTIONS (mask 'last2', validate 'ssn'),
 	medical_history			text OPTIONS (mask 'hide'),
 	allergies				text,
 	notes					text,
