@@ -366,8 +366,23 @@ SELECT pg_temp.pd_agg('SELECT p.last_name, a.status, a.start_time FROM clinic.ap
 -- Masking: a secretary's qual on a masked column is evaluated on the masked value.
 SELECT social_security_number AS a_ssn FROM clinic.patients WHERE social_security_number IS NOT NULL ORDER BY id LIMIT 1 \gset
 SELECT count(*) AS admin_finds FROM clinic.patients WHERE social_security_number = :'a_ssn';
+-- the encrypted column: the clinic filters on the blind index for an admin,
+-- not at all for a secretary (its answer must not depend on the number)
+CREATE FUNCTION pg_temp.fetched(q text) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE
+	l text;
+BEGIN
+	FOR l IN EXECUTE 'EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) ' || q LOOP
+		IF l ~ 'Rows Fetched' THEN
+			RETURN btrim(l);
+		END IF;
+	END LOOP;
+	RETURN NULL;
+END $$;
+SELECT pg_temp.fetched(format('SELECT count(*) FROM clinic.patients WHERE social_security_number = %L', :'a_ssn')) AS admin_fetched;
 SELECT medpro_authenticate(:'a_sec', true) ->> 'role' AS role;
 SELECT count(*) AS secretary_finds FROM clinic.patients WHERE social_security_number = :'a_ssn';
+SELECT pg_temp.fetched(format('SELECT count(*) FROM clinic.patients WHERE social_security_number = %L', :'a_ssn')) AS secretary_fetched;
 -- masked in a pushed-down join as in a scan
 SELECT bool_and(p.social_security_number LIKE '*************__') AS masked_in_join, count(*) > 0 AS some_rows
   FROM clinic.appointments a JOIN clinic.patients p ON p.id = a.patient_id WHERE p.social_security_number IS NOT NULL;
