@@ -11,7 +11,7 @@ psql -X -q -v ON_ERROR_STOP=1 -v n="$N" -d postgres <<'SQL'
 SET client_min_messages = warning;
 CREATE EXTENSION medpro CASCADE;
 SELECT medpro_key_import('bench-key', 'HS256', 'bench-secret-bench-secret-bench-se') \g /dev/null
-SELECT medpro_register_clinic('Bench', 'FR', 'doc@bench.test', 'bench secret 2026') AS clinic \gset
+SELECT medpro_register_clinic('Bench', 'FR', 'doc@bench.test', 'timing secret 2026') AS clinic \gset
 SELECT id AS uid FROM medpro.users WHERE email = 'doc@bench.test' \gset
 -- a token of the imported key (kid header), as the legacy backend would sign it
 SELECT medpro_jwt_sign(jsonb_build_object('userId', :'uid', 'companyId', :'clinic', 'exp', 4102444800),

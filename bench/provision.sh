@@ -25,7 +25,7 @@ BEGIN
 			PERFORM set_config('medpro.clinic_template', (mode = 'template')::text, false);
 			t0 := clock_timestamp();
 			PERFORM medpro_register_clinic(format('%s clinic %s', mode, i), 'FR',
-										   format('admin-%s@bench.test', gen_random_uuid()), 'bench secret 2026');
+										   format('admin-%s@bench.test', gen_random_uuid()), 'timing secret 2026');
 			COMMIT;
 			INSERT INTO timing VALUES (mode, extract(epoch FROM clock_timestamp() - t0) * 1000);
 			COMMIT;

@@ -51,10 +51,10 @@ CREATE EXTENSION postgres_fdw;
 SELECT medpro_key_rotate() \g /dev/null
 CREATE ROLE bench_app LOGIN;
 GRANT medpro_api TO bench_app;
-SELECT medpro_register_clinic('Bench', 'FR', 'admin@bench.test', 'bench secret 2026') \g /dev/null
+SELECT medpro_register_clinic('Bench', 'FR', 'admin@bench.test', 'timing secret 2026') \g /dev/null
 SQL
 DB=$(psql -X -At -d postgres -c "SELECT db_name FROM medpro.clinics")
-TOKEN=$(psql -X -At -d postgres -U bench_app -c "SELECT medpro_login('admin@bench.test', 'bench secret 2026')")
+TOKEN=$(psql -X -At -d postgres -U bench_app -c "SELECT medpro_login('admin@bench.test', 'timing secret 2026')")
 psql -X -q -v ON_ERROR_STOP=1 -d "$DB" -v rows=$ROWS <<'SQL'
 INSERT INTO patients (id, first_name, last_name, patient_number, created_at)
 SELECT md5('p' || n)::uuid, 'First' || n, 'Last' || (n % 2000), 'P' || lpad(n::text, 6, '0'),
@@ -138,14 +138,14 @@ CREATE TABLE bench_tokens (n int PRIMARY KEY, clinic uuid, token text);
 GRANT SELECT ON bench_tokens TO bench_app;
 SQL
 for n in $(seq 1 "$CLINICS"); do
-	echo "INSERT INTO bench_tokens (n, clinic) SELECT $n, medpro_register_clinic('Bench $n', 'FR', 'admin$n@bench.test', 'bench secret 2026');"
+	echo "INSERT INTO bench_tokens (n, clinic) SELECT $n, medpro_register_clinic('Bench $n', 'FR', 'admin$n@bench.test', 'timing secret 2026');"
 done | psql -X -q -v ON_ERROR_STOP=1 -d postgres >/dev/null
 psql -X -At -d postgres -c "SELECT n, db_name FROM bench_tokens b JOIN medpro.clinics c ON c.id = b.clinic ORDER BY n" |
 while IFS='|' read -r n db; do
 	psql -X -q -d "$db" -c "INSERT INTO patients (id, first_name, last_name) SELECT md5('$n' || 'p' || k)::uuid, 'First' || k, 'Last' || k FROM generate_series(1, 100) k"
 done
 psql -X -q -U bench_app -d postgres -c "SELECT n FROM bench_tokens" -At | while read -r n; do
-	echo "UPDATE bench_tokens SET token = '$(psql -X -At -U bench_app -d postgres -c "SELECT medpro_login('admin$n@bench.test', 'bench secret 2026')")' WHERE n = $n;"
+	echo "UPDATE bench_tokens SET token = '$(psql -X -At -U bench_app -d postgres -c "SELECT medpro_login('admin$n@bench.test', 'timing secret 2026')")' WHERE n = $n;"
 done > "$WORK/tokens.sql"
 psql -X -q -v ON_ERROR_STOP=1 -d postgres -f "$WORK/tokens.sql"
 # Each client first visits the clinics in turn (opening its connections),
