@@ -25,7 +25,8 @@ SHLIB_LINK  = -lcrypto -largon2 -lpq
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
-$(EXT_SCRIPT): $(EXT_PARTS) $(CLINIC_MIGRATIONS) scripts/gen-migrations.sh
+# The directories too: a part or migration removed changes their mtime.
+$(EXT_SCRIPT): $(EXT_PARTS) $(CLINIC_MIGRATIONS) sql/ext sql/clinic scripts/gen-migrations.sh
 	cat $(EXT_PARTS) > $@
 	sh scripts/gen-migrations.sh $(CLINIC_MIGRATIONS) >> $@
 

@@ -10,7 +10,7 @@
 \pset pager off
 SET client_min_messages = warning;
 
-SELECT plan(186);
+SELECT plan(192);
 
 -- Runs a query in a clinic database as the superuser (fixtures and checks).
 CREATE FUNCTION pg_temp.in_clinic(clinic uuid, query text) RETURNS text LANGUAGE sql AS $$
@@ -669,6 +669,46 @@ SELECT is((:'report')::jsonb -> 'retention' ->> 'kept_until', '2030-01-10',
 		  'with the retention set to 10 years, the records are kept until 2030-01-10');
 SELECT is((SELECT last_name || ' ' || coalesce(email, '-') FROM clinic.patients WHERE id = :'pedro'), 'Antiguo -',
 		  'and the patient keeps identity, losing contact data');
+SELECT medpro_reset();
+
+
+-- Bulk loads (an import): in one statement into an empty table, each row
+-- probes the unique indexes (no sequential scan of patients per row, which
+-- made such a load quadratic: with 6000 distinct patients, no existing row
+-- is read at all) and takes no advisory lock (they used to exhaust the lock
+-- table).  The counters are those of the inserting
+-- transaction (pg_stat_xact_user_tables, pg_locks).
+SELECT medpro_register_clinic('Cabinet Import', 'FR', 'admin@import.test', 'domain import paris 2026') AS imp \gset
+SELECT pg_temp.in_clinic(:'imp', $$
+	INSERT INTO patients (first_name, last_name, patient_number)
+	SELECT 'Prénom' || n, 'Nom' || n, 'I' || n FROM generate_series(1, 3000) n;
+	INSERT INTO patients (first_name, last_name, email)
+	SELECT 'Auto' || n, 'Généré' || n, 'auto' || n || '@example.test' FROM generate_series(1, 3000) n;
+	SELECT format('seq=%s read=%s ins=%s advisory=%s', s.seq_scan, s.seq_tup_read + s.idx_tup_fetch, s.n_tup_ins,
+				  (SELECT count(*) FROM pg_locks l WHERE l.locktype = 'advisory' AND l.pid = pg_backend_pid()))
+	  FROM pg_stat_xact_user_tables s WHERE s.relname = 'patients'$$) AS bulk \gset
+SELECT is(:'bulk'::text, 'seq=0 read=0 ins=6000 advisory=0',
+		  'bulk load of 6000 patients into an empty table: no scan of patients reads a row, no advisory lock');
+SELECT is(pg_temp.in_clinic(:'imp', $$SELECT count(DISTINCT patient_number) || ' ' || max(patient_number) FILTER (WHERE patient_number LIKE 'P%')
+										FROM patients$$),
+		  '6000 P003000', 'bulk load: every generated number is distinct and in sequence');
+-- Through clinic.*: INSERT ... SELECT is sent in batches; one duplicate in
+-- the batch refuses the whole statement.
+SELECT medpro_login('admin@import.test', 'domain import paris 2026') AS imp_admin \gset
+SELECT medpro_authenticate(:'imp_admin', true) IS NOT NULL AS authenticated \gset
+INSERT INTO clinic.patients (first_name, last_name)
+SELECT 'Routé' || n, 'Import' || n FROM generate_series(1, 1000) n;
+SELECT throws_ok($$INSERT INTO clinic.patients (first_name, last_name)
+				   SELECT 'Double' || n, 'Import' || n FROM generate_series(1, 500) n
+				   UNION ALL SELECT 'ROUTÉ7', 'import7'$$,
+				 '23505', NULL, 'bulk insert through clinic.patients with one duplicate (by folded name) is refused');
+SELECT is((SELECT count(*)::int FROM clinic.patients WHERE first_name LIKE 'Double%'), 0,
+		  'and none of its rows is kept');
+SELECT is((SELECT count(*)::int FROM clinic.patients), 7000, 'the import clinic holds its 7000 patients');
+SELECT medpro_reset();
+SELECT medpro_authenticate(:'es_admin', true) IS NOT NULL AS authenticated \gset
+SELECT is((SELECT count(*)::int FROM clinic.patients WHERE last_name LIKE 'Import%' OR last_name LIKE 'Nom%'), 0,
+		  'isolation: the other clinics see none of the imported patients');
 SELECT medpro_reset();
 
 SELECT * FROM finish();
