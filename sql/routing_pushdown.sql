@@ -523,6 +523,38 @@ SELECT pg_temp.plan_rows('SELECT id FROM clinic.patients') AS rows_before_scan;
 SELECT count(*) AS a_rows FROM clinic.patients;
 SELECT pg_temp.plan_rows('SELECT id FROM clinic.patients') AS rows_after_scan,
 	   pg_temp.plan_rows('SELECT id FROM clinic.appointments') AS appointments_not_scanned_since;
+-- In a query that joins relations, the clinic's planner estimates each
+-- side and a pushed-down join (EXPLAIN there, with its statistics, without
+-- the soft-delete filter); parameters are values it does not know.
+CREATE FUNCTION pg_temp.clinic_rows(clinic uuid, q text) RETURNS float8 LANGUAGE sql AS $$
+	SELECT (v::json -> 0 -> 'Plan' ->> 'Plan Rows')::float8
+	  FROM pg_temp.in_clinic(clinic, 'EXPLAIN (FORMAT JSON) ' || q) AS t(v text)
+$$;
+RESET ROLE;
+CREATE FUNCTION pg_temp.scan_rows(q text) RETURNS float8 LANGUAGE plpgsql AS $$
+DECLARE
+	j jsonb;
+BEGIN
+	EXECUTE 'EXPLAIN (FORMAT JSON) ' || q INTO j;
+	RETURN jsonb_path_query_first(j, 'strict $.** ? (@."Node Type" == "Foreign Scan")."Plan Rows"')::float8;
+END
+$$;
+SELECT pg_temp.scan_rows('SELECT p.id FROM clinic.patients p JOIN pd_appt a ON a.patient_id = p.id WHERE p.gender = ''female''')
+	   = pg_temp.clinic_rows(:'ca', 'SELECT NULL FROM patients WHERE gender = ''female''') AS side_estimated_by_clinic;
+SELECT pg_temp.plan_rows('SELECT p.id FROM clinic.appointments a JOIN clinic.patients p ON p.id = a.patient_id WHERE p.gender = ''female''')
+	   = pg_temp.clinic_rows(:'ca', 'SELECT NULL FROM appointments a JOIN patients p ON a.patient_id = p.id WHERE p.gender = ''female''') AS join_estimated_by_clinic;
+SET medpro.remote_estimates = off;
+SELECT pg_temp.scan_rows('SELECT p.id FROM clinic.patients p JOIN pd_appt a ON a.patient_id = p.id WHERE p.gender = ''female''') AS side_rows_without;
+RESET medpro.remote_estimates;
+PREPARE pd_join_param(text) AS
+SELECT count(*) FROM clinic.appointments a JOIN clinic.patients p ON p.id = a.patient_id WHERE p.gender = $1;
+SET plan_cache_mode = force_generic_plan;
+EXPLAIN (VERBOSE, COSTS OFF) EXECUTE pd_join_param('female');
+EXECUTE pd_join_param('female');
+RESET plan_cache_mode;
+SELECT count(*) AS local_count FROM pd_appt a JOIN pd_local p ON p.id = a.patient_id WHERE p.gender = 'female';
+DEALLOCATE pd_join_param;
+SET ROLE regress_app;
 -- A deactivated user's session context ends at the next transaction.
 RESET ROLE;
 SELECT pg_temp.elsewhere('UPDATE medpro.users SET is_active = false WHERE email = ''admin@pd-a.test''');

@@ -377,6 +377,14 @@ deparse_param(StringInfo buf, Param *p, List **params)
 	int			n = 0;
 	int			i = 1;
 
+	if (params == NULL)
+	{
+		/* for EXPLAIN: a value the clinic's planner treats as unknown */
+		const char *t = type_name(p->paramtype, p->paramtypmod);
+
+		appendStringInfo(buf, "((SELECT NULL::%s)::%s)", t, t);
+		return;
+	}
 	foreach(lc, *params)
 	{
 		if (equal(p, lfirst(lc)))

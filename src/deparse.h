@@ -84,7 +84,10 @@ extern bool deparse_order_by(StringInfo buf, List *pathkeys, RelOptInfo *baserel
 
 /*
  * Append the SQL of a shippable expression; Params are added to *params
- * (a Param already there reuses its number) and printed as $n::type.
+ * (a Param already there reuses its number) and printed as $n::type.  With
+ * params NULL (a statement for EXPLAIN, which has no parameter values) a
+ * Param is printed as ((SELECT NULL::type)::type), a value the clinic's
+ * planner does not know.
  */
 extern void deparse_expr(StringInfo buf, Expr *expr, const DeparseColumns *cols,
 						 List **params);

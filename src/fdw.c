@@ -230,6 +230,7 @@ static void fdwGetForeignUpperPaths(PlannerInfo *root, UpperRelationKind stage,
 									void *extra);
 static void add_grouped_path(PlannerInfo *root, RelOptInfo *input_rel,
 							 RelOptInfo *output_rel, GroupPathExtraData *gextra);
+static void deparse_join_from_where(StringInfo buf, FdwJoinInfo *jinfo, List **params);
 static ForeignScan *join_plan(PlannerInfo *root, RelOptInfo *joinrel, List *tlist,
 							  Plan *outer_plan);
 
@@ -705,6 +706,75 @@ note_table_rows(FdwScanState *fsstate, Oid relid)
 	routecache_put_rows(&ctx->clinic_id, relid, rows);
 }
 
+/*
+ * Whether the clinic's planner is asked for estimates: for a query that
+ * joins relations (the join order and methods depend on the sizes), under
+ * the tenant context of a clinic, unless medpro.remote_estimates is off.
+ * A one-table query has the same plan whatever its estimate and does not
+ * wait for an extra round trip.
+ */
+static bool
+want_remote_estimate(PlannerInfo *root)
+{
+	const TenantContext *ctx;
+
+	if (!medpro_remote_estimates || bms_membership(root->all_baserels) != BMS_MULTIPLE)
+		return false;
+	ctx = tenant_get();
+	return ctx != NULL && ctx->has_clinic;
+}
+
+/*
+ * The rows the clinic's planner expects from SELECT NULL <from_where>
+ * (EXPLAIN in the current clinic database, with its statistics; relid is a
+ * foreign table of the statement, for the schema check), cached per
+ * backend, clinic and statement for five minutes.  Parameters are printed
+ * as values unknown to the clinic (deparse_expr with params NULL).  The
+ * statement leaves out the soft-delete filter: nearly every row is live,
+ * and a clinic table not yet analysed would estimate deleted_at IS NULL at
+ * 0.5 %, so that a join would be planned as if the table were empty.
+ * False when the clinic's answer has no estimate.
+ */
+static bool
+remote_estimate(Oid relid, const char *from_where, double *rows)
+{
+	const TenantContext *ctx = tenant_get();
+	StringInfoData sql;
+	Relation	rel;
+	PGconn	   *conn;
+	RemoteStmt	stmt;
+	PGresult   *res;
+	const char *p;
+	bool		ok = false;
+
+	initStringInfo(&sql);
+	appendStringInfo(&sql, "EXPLAIN SELECT NULL%s", from_where);
+	if (routecache_get_estimate(&ctx->clinic_id, sql.data, rows))
+		return true;
+	rel = table_open(relid, NoLock);
+	conn = clinic_connect(rel, &ctx);
+	table_close(rel, NoLock);
+	stmt.sql = sql.data;
+	stmt.nparams = 0;
+	stmt.values = NULL;
+	stmt.prepare = false;
+	res = remote_clinic_run(conn, &stmt, 1, true);
+	/* the top plan node: "... (cost=0.00..1.23 rows=45 width=4)" */
+	if (PQntuples(res) > 0 && PQnfields(res) == 1 &&
+		(p = strstr(PQgetvalue(res, 0, 0), " rows=")) != NULL)
+	{
+		char	   *end;
+
+		*rows = strtod(p + 6, &end);
+		ok = end != p + 6 && *rows >= 0;
+	}
+	PQclear(res);
+	if (ok)
+		routecache_put_estimate(&ctx->clinic_id, sql.data, *rows);
+	pfree(sql.data);
+	return ok;
+}
+
 static void
 fdwGetForeignRelSize(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntableid)
 {
@@ -762,6 +832,26 @@ fdwGetForeignRelSize(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntableid)
 								 JOIN_INNER, NULL);
 	baserel->tuples = table_rows_estimate(foreigntableid);
 	baserel->rows = fpinfo->id_lookup ? 1 : clamp_row_est(baserel->tuples * sel);
+
+	/*
+	 * In a join, the clinic estimates what its part of the scan returns;
+	 * the local clauses scale it by their (default) selectivity.
+	 */
+	if (!fpinfo->id_lookup && want_remote_estimate(root))
+	{
+		StringInfoData from_where;
+		List	   *exprs = NIL;
+		double		rows;
+
+		foreach(lc, fpinfo->remote_conds)
+			exprs = lappend(exprs, lfirst_node(RestrictInfo, lc)->clause);
+		initStringInfo(&from_where);
+		deparse_from_where(&from_where, foreigntableid, exprs, false, fpinfo->cols, NULL);
+		if (remote_estimate(foreigntableid, from_where.data, &rows))
+			baserel->rows = clamp_row_est(rows *
+										  clauselist_selectivity(root, fpinfo->local_conds, 0,
+																 JOIN_INNER, NULL));
+	}
 }
 
 static void
@@ -1042,6 +1132,18 @@ fdwGetForeignJoinPaths(PlannerInfo *root, RelOptInfo *joinrel,
 	jinfo->cols = cols;
 	joinrel->fdw_private = jinfo;
 
+	/* the clinic's estimate of the join, when it is asked (as for its sides) */
+	if (want_remote_estimate(root))
+	{
+		StringInfoData from_where;
+		double		rows;
+
+		initStringInfo(&from_where);
+		deparse_join_from_where(&from_where, jinfo, NULL);
+		if (remote_estimate(fo->relid, from_where.data, &rows))
+			joinrel->rows = clamp_row_est(rows);
+	}
+
 	/* only the joined rows cross the connection */
 	path = create_foreign_join_path(root, joinrel, NULL, joinrel->rows, startup,
 									startup + joinrel->rows * FDW_ROW_COST,
@@ -1049,7 +1151,10 @@ fdwGetForeignJoinPaths(PlannerInfo *root, RelOptInfo *joinrel,
 	add_path(joinrel, (Path *) path);
 }
 
-/* Append side's soft-delete filter and shipped clauses, each after sep. */
+/*
+ * Append side's soft-delete filter and shipped clauses, each after sep
+ * (params NULL: for an estimate, without the soft-delete filter).
+ */
 static void
 append_side_conds(StringInfo buf, RelOptInfo *side, const DeparseColumns *cols,
 				  List **params, bool *first, const char *first_sep, const char *sep)
@@ -1057,7 +1162,8 @@ append_side_conds(StringInfo buf, RelOptInfo *side, const DeparseColumns *cols,
 	FdwRelInfo *f = (FdwRelInfo *) side->fdw_private;
 	ListCell   *lc;
 
-	if (f->soft_delete)
+	/* an estimate leaves the soft-delete filter out: see remote_estimate */
+	if (f->soft_delete && params != NULL)
 	{
 		appendStringInfo(buf, "%s(r%u.deleted_at IS NULL)", *first ? first_sep : sep,
 						 side->relid);
@@ -1072,10 +1178,50 @@ append_side_conds(StringInfo buf, RelOptInfo *side, const DeparseColumns *cols,
 }
 
 /*
- * The plan of a pushed-down join:
- *	SELECT <columns> FROM public.a r<i> {INNER|LEFT} JOIN public.b r<j>
+ * The FROM and WHERE of a pushed-down join:
+ *	 FROM public.a r<i> {INNER|LEFT} JOIN public.b r<j>
  *	  ON (<join clauses> [AND <inner side's filters>, for LEFT])
  *	 [WHERE <filters of the sides> AND <clauses above the join>]
+ */
+static void
+deparse_join_from_where(StringInfo buf, FdwJoinInfo *jinfo, List **params)
+{
+	ListCell   *lc;
+	bool		first = true;
+
+	appendStringInfoString(buf, " FROM ");
+	deparse_table(buf, ((FdwRelInfo *) jinfo->outerrel->fdw_private)->relid);
+	appendStringInfo(buf, " r%u %s JOIN ", jinfo->outerrel->relid,
+					 jinfo->jointype == JOIN_LEFT ? "LEFT" : "INNER");
+	deparse_table(buf, ((FdwRelInfo *) jinfo->innerrel->fdw_private)->relid);
+	appendStringInfo(buf, " r%u ON (", jinfo->innerrel->relid);
+	foreach(lc, jinfo->joinclauses)
+	{
+		appendStringInfoString(buf, first ? "" : " AND ");
+		first = false;
+		deparse_expr(buf, (Expr *) lfirst(lc), jinfo->cols, params);
+	}
+	/* for LEFT, the inner side is filtered before it is joined */
+	if (jinfo->jointype == JOIN_LEFT)
+		append_side_conds(buf, jinfo->innerrel, jinfo->cols, params, &first, "", " AND ");
+	if (first)
+		appendStringInfoString(buf, "true");
+	appendStringInfoChar(buf, ')');
+
+	first = true;
+	append_side_conds(buf, jinfo->outerrel, jinfo->cols, params, &first, " WHERE ", " AND ");
+	if (jinfo->jointype != JOIN_LEFT)
+		append_side_conds(buf, jinfo->innerrel, jinfo->cols, params, &first, " WHERE ", " AND ");
+	foreach(lc, jinfo->otherclauses)
+	{
+		appendStringInfoString(buf, first ? " WHERE " : " AND ");
+		first = false;
+		deparse_expr(buf, (Expr *) lfirst(lc), jinfo->cols, params);
+	}
+}
+
+/*
+ * The plan of a pushed-down join: SELECT <columns> <deparse_join_from_where>.
  * Its fdw_scan_tlist lists the fetched columns as Vars of both sides.
  */
 static ForeignScan *
@@ -1116,36 +1262,7 @@ join_plan(PlannerInfo *root, RelOptInfo *joinrel, List *tlist, Plan *outer_plan)
 	if (first)
 		appendStringInfoString(&buf, "NULL");
 
-	appendStringInfoString(&buf, " FROM ");
-	deparse_table(&buf, ((FdwRelInfo *) jinfo->outerrel->fdw_private)->relid);
-	appendStringInfo(&buf, " r%u %s JOIN ", jinfo->outerrel->relid,
-					 jinfo->jointype == JOIN_LEFT ? "LEFT" : "INNER");
-	deparse_table(&buf, ((FdwRelInfo *) jinfo->innerrel->fdw_private)->relid);
-	appendStringInfo(&buf, " r%u ON (", jinfo->innerrel->relid);
-	first = true;
-	foreach(lc, jinfo->joinclauses)
-	{
-		appendStringInfoString(&buf, first ? "" : " AND ");
-		first = false;
-		deparse_expr(&buf, (Expr *) lfirst(lc), jinfo->cols, &params);
-	}
-	/* for LEFT, the inner side is filtered before it is joined */
-	if (jinfo->jointype == JOIN_LEFT)
-		append_side_conds(&buf, jinfo->innerrel, jinfo->cols, &params, &first, "", " AND ");
-	if (first)
-		appendStringInfoString(&buf, "true");
-	appendStringInfoChar(&buf, ')');
-
-	first = true;
-	append_side_conds(&buf, jinfo->outerrel, jinfo->cols, &params, &first, " WHERE ", " AND ");
-	if (jinfo->jointype != JOIN_LEFT)
-		append_side_conds(&buf, jinfo->innerrel, jinfo->cols, &params, &first, " WHERE ", " AND ");
-	foreach(lc, jinfo->otherclauses)
-	{
-		appendStringInfoString(&buf, first ? " WHERE " : " AND ");
-		first = false;
-		deparse_expr(&buf, (Expr *) lfirst(lc), jinfo->cols, &params);
-	}
+	deparse_join_from_where(&buf, jinfo, &params);
 
 	return make_foreignscan(tlist, NIL, 0, params,
 							lappend(lappend(lappend(list_make5(makeString(buf.data), retrieved,

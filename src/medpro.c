@@ -29,6 +29,7 @@ char	   *medpro_jwt_audience = NULL;
 int			medpro_token_lifetime = 3600;
 int			medpro_max_cached_connections = 16;
 int			medpro_fetch_size = 100;
+bool		medpro_remote_estimates = true;
 int			medpro_clinic_rate_limit = 0;
 int			medpro_login_max_failures = 5;
 int			medpro_login_lockout = 900;
@@ -101,6 +102,14 @@ _PG_init(void)
 							100, 1, 100000,
 							PGC_USERSET, 0,
 							NULL, NULL, NULL);
+
+	DefineCustomBoolVariable("medpro.remote_estimates",
+							 "Asks the clinic database's planner for the row estimates of queries that join relations.",
+							 "Only under a tenant context of a clinic; one EXPLAIN per statement shape, cached for five minutes.",
+							 &medpro_remote_estimates,
+							 true,
+							 PGC_USERSET, 0,
+							 NULL, NULL, NULL);
 
 	DefineCustomIntVariable("medpro.clinic_rate_limit",
 							"Authenticated transactions per second allowed per clinic; 0 disables the limit.",

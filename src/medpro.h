@@ -15,6 +15,7 @@ extern char *medpro_jwt_audience;
 extern int	medpro_token_lifetime;
 extern int	medpro_max_cached_connections;
 extern int	medpro_fetch_size;
+extern bool medpro_remote_estimates;
 extern int	medpro_clinic_rate_limit;
 extern int	medpro_login_max_failures;
 extern int	medpro_login_lockout;

@@ -2,7 +2,8 @@
  * routecache.c
  *	  This backend's cache of the routing catalog: the routing row of each
  *	  clinic used, the latest schema version, the row counts of the clinic
- *	  tables it scanned (for estimates), and a generation number that
+ *	  tables it scanned and the clinics' estimates of remote statements
+ *	  (for planning), and a generation number that
  *	  changes with medpro.clinics, medpro.servers, medpro.users and
  *	  medpro.migrations.  See routecache.h.
  *
@@ -18,6 +19,7 @@
 
 #include "catalog/namespace.h"
 #include "commands/trigger.h"
+#include "common/hashfn.h"
 #include "fmgr.h"
 #include "utils/hsearch.h"
 #include "utils/inval.h"
@@ -60,12 +62,29 @@ typedef struct RowsEntry
 	TimestampTz read_at;
 } RowsEntry;
 
-/* Row counts are read again after this long. */
+/* Row counts and estimates are read again after this long. */
 #define ROWS_MAX_AGE_MS	(5 * 60 * 1000)
+
+typedef struct EstimateKey
+{
+	pg_uuid_t	clinic;
+	uint64		sql_hash;		/* hash_bytes_extended of the statement */
+} EstimateKey;
+
+typedef struct EstimateEntry
+{
+	EstimateKey key;
+	double		rows;
+	TimestampTz read_at;
+} EstimateEntry;
+
+/* At most this many estimates are kept; the table is emptied when full. */
+#define ESTIMATES_MAX	1024
 
 static MemoryContext cache_cxt = NULL;
 static HTAB *routes = NULL;
 static HTAB *table_rows = NULL;
+static HTAB *estimates = NULL;
 static bool latest_cached = false;
 static int	latest_version = 0;
 
@@ -142,6 +161,7 @@ cache_ready(void)
 		ctl.hcxt = cache_cxt;
 		table_rows = hash_create("medpro table rows", 64, &ctl,
 								 HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+		estimates = NULL;
 		latest_cached = false;
 		cache_generation = generation;
 	}
@@ -234,6 +254,65 @@ routecache_put_rows(const pg_uuid_t *clinic, Oid relid, double rows)
 	key.clinic = *clinic;
 	key.relid = relid;
 	e = hash_search(table_rows, &key, HASH_ENTER, NULL);
+	e->rows = rows;
+	e->read_at = GetCurrentTimestamp();
+}
+
+/* The estimates table, created (or emptied when full) as needed. */
+static HTAB *
+estimates_table(void)
+{
+	HASHCTL		ctl;
+
+	if (estimates != NULL && hash_get_num_entries(estimates) < ESTIMATES_MAX)
+		return estimates;
+	if (estimates != NULL)
+		hash_destroy(estimates);
+	memset(&ctl, 0, sizeof(ctl));
+	ctl.keysize = sizeof(EstimateKey);
+	ctl.entrysize = sizeof(EstimateEntry);
+	ctl.hcxt = cache_cxt;
+	estimates = hash_create("medpro estimates", 256, &ctl,
+							HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	return estimates;
+}
+
+static void
+estimate_key(EstimateKey *key, const pg_uuid_t *clinic, const char *sql)
+{
+	memset(key, 0, sizeof(*key));
+	key->clinic = *clinic;
+	key->sql_hash = hash_bytes_extended((const unsigned char *) sql,
+										(int) strlen(sql), 0);
+}
+
+bool
+routecache_get_estimate(const pg_uuid_t *clinic, const char *sql, double *rows)
+{
+	EstimateKey key;
+	EstimateEntry *e;
+
+	if (!cache_ready() || estimates == NULL)
+		return false;
+	estimate_key(&key, clinic, sql);
+	e = hash_search(estimates, &key, HASH_FIND, NULL);
+	if (e == NULL ||
+		TimestampDifferenceExceeds(e->read_at, GetCurrentTimestamp(), ROWS_MAX_AGE_MS))
+		return false;
+	*rows = e->rows;
+	return true;
+}
+
+void
+routecache_put_estimate(const pg_uuid_t *clinic, const char *sql, double rows)
+{
+	EstimateKey key;
+	EstimateEntry *e;
+
+	if (!cache_ready())
+		return;
+	estimate_key(&key, clinic, sql);
+	e = hash_search(estimates_table(), &key, HASH_ENTER, NULL);
 	e->rows = rows;
 	e->read_at = GetCurrentTimestamp();
 }

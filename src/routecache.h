@@ -58,6 +58,15 @@ extern bool routecache_get_rows(const pg_uuid_t *clinic, Oid relid, double *rows
 extern void routecache_put_rows(const pg_uuid_t *clinic, Oid relid, double rows);
 
 /*
+ * The rows a clinic's planner expects from a statement (EXPLAIN there),
+ * keyed by clinic and statement text; an entry is forgotten after five
+ * minutes or when the routing catalog changes.  get returns false without
+ * a fresh entry.
+ */
+extern bool routecache_get_estimate(const pg_uuid_t *clinic, const char *sql, double *rows);
+extern void routecache_put_estimate(const pg_uuid_t *clinic, const char *sql, double rows);
+
+/*
  * A number that changes whenever the routing catalog may have changed (0:
  * unknown, always recheck).  tenant.c keeps the number under which a session
  * context was last checked against medpro.users and medpro.clinics.  Must
