@@ -111,6 +111,8 @@ GRANT SELECT ON pd_appt TO regress_app;
 SELECT count(*) AS live_rows_a FROM pd_local;
 
 -- The random query generator.  One query: a WHERE of 1 to 3 predicates
+-- (some with values computed locally and sent as parameters: now(), casts
+-- that depend on TimeZone, functions of $1)
 -- joined by AND / OR (sometimes NOT), an ORDER BY of 0 to 2 columns plus id
 -- (a total order), and sometimes LIMIT / OFFSET.  About half of the queries
 -- compare to $1: the routed query runs as a prepared statement, so under
@@ -119,7 +121,7 @@ CREATE FUNCTION pg_temp.pd_pred(use_params boolean) RETURNS text LANGUAGE plpgsq
 DECLARE
 	names text[] := ARRAY['Durand', 'durand', 'Dupont', 'Éric', 'Martin', 'Zola', 'Abel', 'nobody'];
 	pats text[] := ARRAY['Du%', 'du%', '%an%', 'É%', '%t', 'M_rt%', '%', 'z%'];
-	k int := floor(random() * 24)::int;
+	k int := floor(random() * 27)::int;
 	v text;
 BEGIN
 	v := quote_literal(names[1 + floor(random() * 8)::int]);
@@ -152,6 +154,11 @@ BEGIN
 		WHEN 20 THEN 'first_name COLLATE "C" < ''Z'''
 		WHEN 21 THEN 'notes::text ~ ''x{3}'''
 		WHEN 22 THEN format('first_name = %L', (ARRAY['Anne', 'anne', 'Zoé', 'Ömer'])[1 + floor(random() * 4)::int])
+		-- values of constants and parameters only, computed locally
+		WHEN 23 THEN format('created_at < now() - %L::interval', floor(random() * 400) || ' days')
+		WHEN 24 THEN 'lower(last_name) = lower(' || v || ' || '''')'
+		WHEN 25 THEN format('date_of_birth < (%L::timestamptz + interval ''1 year'')::date',
+							(date '1940-01-01' + floor(random() * 25000)::int)::text || ' 12:00+00')
 		ELSE 'coalesce(allergies, '''') <> ''lait'''
 	END;
 END
@@ -278,12 +285,30 @@ EXPLAIN (VERBOSE, COSTS OFF)
 SELECT id FROM clinic.appointment_items WHERE quantity::int > 1 AND description::varchar(3) = 'abc';
 -- Not shipped: a masked column, a non-default collation, a cast that can
 -- fail on a value (the clinic could evaluate it on a soft-deleted row),
--- a stable function, a user function.
+-- a stable function of a column, a user function.
 CREATE FUNCTION pg_temp.leaky(t text) RETURNS boolean LANGUAGE plpgsql IMMUTABLE AS $$ BEGIN RETURN t IS NOT NULL; END $$;
 EXPLAIN (VERBOSE, COSTS OFF)
 SELECT id FROM clinic.patients
  WHERE social_security_number = '1' AND last_name COLLATE "C" < 'b' AND notes::int > 3
-   AND created_at < now() AND pg_temp.leaky(first_name);
+   AND created_at::date < '2026-06-01' AND pg_temp.leaky(first_name);
+-- Shipped as parameters: values of constants and parameters only, computed
+-- here when the scan starts (a stable now(), a cast that may fail, a
+-- function of a parameter), whatever the table.
+EXPLAIN (VERBOSE, COSTS OFF)
+SELECT id FROM clinic.patients
+ WHERE created_at < now() - interval '1 day' AND date_of_birth > '1990-01-01 12:00+00'::timestamptz::date
+   AND last_name = upper('dur' || 'and');
+SELECT (SELECT count(*) FROM clinic.patients WHERE created_at < now() - interval '1 day' AND date_of_birth > '1990-01-01 12:00+00'::timestamptz::date)
+	   = (SELECT count(*) FROM pd_local WHERE created_at < now() - interval '1 day' AND date_of_birth > '1990-01-01 12:00+00'::timestamptz::date)
+	   AS local_values_same_rows;
+SELECT id AS first_id FROM pd_local ORDER BY patient_number LIMIT 1 \gset
+PREPARE pd_by_text(text) AS SELECT patient_number FROM clinic.patients WHERE id = $1::uuid;
+SET plan_cache_mode = force_generic_plan;
+EXPLAIN (VERBOSE, COSTS OFF) EXECUTE pd_by_text(:'first_id');
+EXECUTE pd_by_text(:'first_id');
+SELECT regress_try('EXECUTE pd_by_text(''not a uuid'')');
+RESET plan_cache_mode;
+DEALLOCATE pd_by_text;
 EXPLAIN (VERBOSE, COSTS OFF)
 SELECT id FROM clinic.patients ORDER BY last_name COLLATE "C" LIMIT 3;
 EXPLAIN (VERBOSE, COSTS OFF)

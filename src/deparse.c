@@ -26,6 +26,7 @@
 #include "commands/defrem.h"
 #include "foreign/foreign.h"
 #include "nodes/nodeFuncs.h"
+#include "optimizer/clauses.h"
 #include "optimizer/optimizer.h"
 #include "optimizer/pathnode.h"
 #include "utils/builtins.h"
@@ -55,6 +56,61 @@ is_builtin(Oid oid)
 {
 	return oid < FirstGenbkiObjectId;
 }
+
+/* Whether node, or a node under it, keeps an expression from being a local value. */
+static bool
+local_value_walker(Node *node, void *context)
+{
+	if (node == NULL)
+		return false;
+	switch (nodeTag(node))
+	{
+		case T_Var:
+		case T_PlaceHolderVar:
+		case T_CaseTestExpr:
+		case T_CoerceToDomainValue:
+		case T_SetToDefault:
+		case T_CurrentOfExpr:
+		case T_NextValueExpr:
+		case T_Aggref:
+		case T_WindowFunc:
+		case T_GroupingFunc:
+		case T_SubPlan:
+		case T_AlternativeSubPlan:
+		case T_SubLink:
+			return true;
+		case T_Param:
+			return ((Param *) node)->paramkind != PARAM_EXTERN &&
+				((Param *) node)->paramkind != PARAM_EXEC;
+		default:
+			break;
+	}
+	return expression_tree_walker(node, local_value_walker, context);
+}
+
+/*
+ * Whether expr is a "local value": an expression of constants and
+ * parameters only (no column, aggregate, sub-select or set-returning or
+ * volatile function), other than a bare Const or Param, e.g.
+ * md5('p' || $1)::uuid or now() - interval '1 day'.  It is computed here
+ * when the scan starts (as PostgreSQL computes an index scan's keys) and
+ * sent as a parameter: the clinic compares its columns with the value,
+ * and a stable function such as now() gives the value it has for the
+ * whole local statement.  It reads no row, so it can neither fail on nor
+ * leak a soft-deleted one.
+ */
+static bool
+is_local_value(Node *node)
+{
+	if (node == NULL || IsA(node, Const) || IsA(node, Param) || IsA(node, List))
+		return false;
+	if (!is_builtin(exprType(node)))
+		return false;
+	return !local_value_walker(node, NULL) &&
+		!contain_volatile_functions(node) &&
+		!expression_returns_set(node);
+}
+
 
 /* A collation the clinic applies the same way: none or the default one. */
 static bool
@@ -178,6 +234,8 @@ ship_walker(Node *node, ShipCtx *ctx)
 	/* Every node's result and input collation must be the default (or none). */
 	if (!collation_ok(exprCollation(node)) || !collation_ok(exprInputCollation(node)))
 		return true;
+	if (is_local_value(node))
+		return false;
 
 	switch (nodeTag(node))
 	{
@@ -270,6 +328,28 @@ ship_walker(Node *node, ShipCtx *ctx)
 	return expression_tree_walker(node, ship_walker, (void *) ctx);
 }
 
+static bool
+mutable_func_checker(Oid func_id, void *context)
+{
+	return func_volatile(func_id) != PROVOLATILE_IMMUTABLE;
+}
+
+/*
+ * Whether the clinic would run a function that is not immutable in node
+ * (contain_mutable_functions, leaving out the local values, computed here).
+ */
+static bool
+mutable_in_clinic(Node *node, void *context)
+{
+	if (node == NULL || is_local_value(node))
+		return false;
+	if (check_functions_in_node(node, mutable_func_checker, context))
+		return true;
+	if (IsA(node, SQLValueFunction) || IsA(node, NextValueExpr))
+		return true;
+	return expression_tree_walker(node, mutable_in_clinic, context);
+}
+
 bool
 deparse_is_shippable(Expr *expr, RelOptInfo *baserel,
 					 const DeparseColumns *cols, bool leak_check)
@@ -282,7 +362,7 @@ deparse_is_shippable(Expr *expr, RelOptInfo *baserel,
 	if (ship_walker((Node *) expr, &ctx))
 		return false;
 	/* e.g. timestamptz casts of a text constant depend on TimeZone */
-	return !contain_mutable_functions((Node *) expr);
+	return !mutable_in_clinic((Node *) expr, NULL);
 }
 
 /* ---------------------------------------------------------------------
@@ -370,18 +450,21 @@ deparse_const(StringInfo buf, Const *c)
 					 type_name(c->consttype, c->consttypmod));
 }
 
+/*
+ * A value computed here, sent as a remote parameter: a Param, or a local
+ * value (is_local_value).
+ */
 static void
-deparse_param(StringInfo buf, Param *p, List **params)
+deparse_param(StringInfo buf, Expr *p, List **params)
 {
 	ListCell   *lc;
 	int			n = 0;
 	int			i = 1;
+	const char *t = type_name(exprType((Node *) p), exprTypmod((Node *) p));
 
 	if (params == NULL)
 	{
 		/* for EXPLAIN: a value the clinic's planner treats as unknown */
-		const char *t = type_name(p->paramtype, p->paramtypmod);
-
 		appendStringInfo(buf, "((SELECT NULL::%s)::%s)", t, t);
 		return;
 	}
@@ -399,7 +482,7 @@ deparse_param(StringInfo buf, Param *p, List **params)
 		*params = lappend(*params, p);
 		n = list_length(*params);
 	}
-	appendStringInfo(buf, "$%d::%s", n, type_name(p->paramtype, p->paramtypmod));
+	appendStringInfo(buf, "$%d::%s", n, t);
 }
 
 /* "op" of a built-in operator (all live in pg_catalog). */
@@ -475,6 +558,11 @@ deparse_expr(StringInfo buf, Expr *expr, const DeparseColumns *cols,
 	Node	   *node = (Node *) expr;
 	ListCell   *lc;
 
+	if (is_local_value(node))
+	{
+		deparse_param(buf, expr, params);
+		return;
+	}
 	switch (nodeTag(node))
 	{
 		case T_Var:
@@ -499,7 +587,7 @@ deparse_expr(StringInfo buf, Expr *expr, const DeparseColumns *cols,
 			deparse_const(buf, (Const *) node);
 			break;
 		case T_Param:
-			deparse_param(buf, (Param *) node, params);
+			deparse_param(buf, expr, params);
 			break;
 		case T_OpExpr:
 			deparse_op(buf, ((OpExpr *) node)->opno, ((OpExpr *) node)->args,
