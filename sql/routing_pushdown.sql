@@ -326,6 +326,21 @@ EXPLAIN (VERBOSE, COSTS OFF)
 SELECT first_name FROM clinic.patients WHERE id = '00000000-0000-4000-8000-000000000000';
 EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF)
 SELECT first_name FROM clinic.patients WHERE last_name LIKE 'D%' ORDER BY created_at DESC LIMIT 7;
+-- A lone lookup in an implicit transaction runs in the clinic's own
+-- autocommit (no remote START / COMMIT); in a transaction block the
+-- lookups share the remote transaction, and so its snapshot.
+SELECT id AS rr_id, notes AS rr_notes FROM pd_local WHERE notes IS NOT NULL ORDER BY patient_number LIMIT 1 \gset
+BEGIN ISOLATION LEVEL REPEATABLE READ;
+SELECT notes = :'rr_notes' AS before_change FROM clinic.patients WHERE id = :'rr_id';
+RESET ROLE;
+SELECT count(*) AS changed_in_clinic FROM pg_temp.in_clinic(:'ca', format($$UPDATE patients SET notes = notes || '!' WHERE id = %L RETURNING 'x'$$, :'rr_id')) AS t(v text);
+SET ROLE regress_app;
+SELECT notes = :'rr_notes' AS same_snapshot FROM clinic.patients WHERE id = :'rr_id';
+COMMIT;
+SELECT notes = :'rr_notes' || '!' AS next_statement_sees_change FROM clinic.patients WHERE id = :'rr_id';
+RESET ROLE;
+SELECT count(*) AS restored FROM pg_temp.in_clinic(:'ca', format($$UPDATE patients SET notes = %L WHERE id = %L RETURNING 'x'$$, :'rr_notes', :'rr_id')) AS t(v text);
+SET ROLE regress_app;
 
 -- The same rows as local evaluation. -----------------------------------------
 SELECT (SELECT array_agg(last_name || '/' || coalesce(first_name, '-')) FROM (SELECT * FROM clinic.patients ORDER BY last_name, first_name NULLS FIRST, id LIMIT 12) s)

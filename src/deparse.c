@@ -50,6 +50,15 @@ static bool ship_walker(Node *node, ShipCtx *ctx);
 static void deparse_aggref(StringInfo buf, Aggref *agg, const DeparseColumns *cols,
 						   List **params);
 
+/* Constants are sent as parameters (deparse_lift_constants). */
+static bool lift_constants = false;
+
+void
+deparse_lift_constants(bool on)
+{
+	lift_constants = on;
+}
+
 /* Objects of the initial catalog: the same in every database of the server. */
 static bool
 is_builtin(Oid oid)
@@ -584,7 +593,10 @@ deparse_expr(StringInfo buf, Expr *expr, const DeparseColumns *cols,
 			}
 			break;
 		case T_Const:
-			deparse_const(buf, (Const *) node);
+			if (lift_constants && params != NULL)
+				deparse_param(buf, expr, params);
+			else
+				deparse_const(buf, (Const *) node);
 			break;
 		case T_Param:
 			deparse_param(buf, expr, params);

@@ -99,6 +99,14 @@ extern void deparse_expr(StringInfo buf, Expr *expr, const DeparseColumns *cols,
  */
 extern bool deparse_output_needs_modes(Oid type);
 
+/*
+ * While on, deparse_expr sends constants as parameters ($n::type, the
+ * value in *params) instead of literals, so that a statement prepared on a
+ * clinic connection is the same text for every value (the scans that run
+ * as prepared statements).  The caller turns it off again, also on error.
+ */
+extern void deparse_lift_constants(bool on);
+
 /* "public.<table_name>" of a foreign table (option table_name). */
 extern void deparse_table(StringInfo buf, Oid relid);
 

@@ -71,6 +71,7 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
+#include "utils/ruleutils.h"
 #include "utils/selfuncs.h"
 #include "utils/uuid.h"
 
@@ -144,6 +145,7 @@ typedef struct FdwScanState
 	List	   *retrieved_attrs;	/* attnums of its columns */
 	int			bound;			/* most rows it returns, -1 unknown */
 	bool		for_update;		/* it locks rows (SELECT ... FOR UPDATE) */
+	bool		runs_alone;		/* the statement's only remote scan (scan_runs_alone) */
 	Relation	rel;
 	TupleDesc	tupdesc;		/* of the scan tuples */
 	AttInMetadata *attinmeta;
@@ -1456,8 +1458,26 @@ fdwGetForeignPlan(PlannerInfo *root, RelOptInfo *foreignrel, Oid foreigntableid,
 
 	initStringInfo(&buf);
 	rel = table_open(fpinfo->relid, NoLock);
-	deparse_select(&buf, rel, fpinfo->attrs_used, remote_exprs,
-				   fpinfo->soft_delete, fpinfo->cols, &retrieved_attrs, &params);
+
+	/*
+	 * A scan that will run as a prepared statement (a lookup by id, or a
+	 * constant LIMIT) sends its constants as parameters: one statement
+	 * text, prepared once per connection, serves every value.
+	 */
+	deparse_lift_constants(fpinfo->id_lookup ||
+						   (is_final && root->parse->limitCount != NULL &&
+							IsA(root->parse->limitCount, Const) &&
+							!((Const *) root->parse->limitCount)->constisnull));
+	PG_TRY();
+	{
+		deparse_select(&buf, rel, fpinfo->attrs_used, remote_exprs,
+					   fpinfo->soft_delete, fpinfo->cols, &retrieved_attrs, &params);
+	}
+	PG_FINALLY();
+	{
+		deparse_lift_constants(false);
+	}
+	PG_END_TRY();
 
 	/*
 	 * Equalities on an encrypted column, as blind-index quals (they stay
@@ -1565,6 +1585,44 @@ fdwGetForeignPlan(PlannerInfo *root, RelOptInfo *foreignrel, Oid foreigntableid,
  * ---------------------------------------------------------------------
  */
 
+/*
+ * Whether this scan is its statement's only contact with the clinic, run
+ * once: a SELECT without row locks, subplans or modifying CTEs whose plan
+ * is the scan under nodes of one input that never rescan it (Limit, Sort,
+ * Agg, Result, Unique).  Such a scan's bounded statement may run in the
+ * clinic's autocommit (remote_clinic_autocommit).
+ */
+static bool
+scan_runs_alone(ForeignScanState *node)
+{
+	PlannedStmt *stmt = node->ss.ps.state->es_plannedstmt;
+	Plan	   *plan;
+
+	if (stmt == NULL || stmt->commandType != CMD_SELECT || stmt->rowMarks != NIL ||
+		stmt->hasModifyingCTE || stmt->subplans != NIL)
+		return false;
+	for (plan = stmt->planTree; plan != NULL; plan = plan->lefttree)
+	{
+		if (plan == node->ss.ps.plan)
+			return true;
+		if (plan->righttree != NULL || plan->initPlan != NIL)
+			return false;
+		switch (nodeTag(plan))
+		{
+			case T_Limit:
+			case T_Sort:
+			case T_IncrementalSort:
+			case T_Agg:
+			case T_Result:
+			case T_Unique:
+				break;
+			default:
+				return false;
+		}
+	}
+	return false;
+}
+
 static void
 fdwBeginForeignScan(ForeignScanState *node, int eflags)
 {
@@ -1591,6 +1649,7 @@ fdwBeginForeignScan(ForeignScanState *node, int eflags)
 											bms_next_member(fsplan->fs_relids, -1),
 											eflags);
 	fsstate->conn = clinic_connect(fsstate->rel, &ctx);
+	fsstate->runs_alone = !fsstate->for_update && scan_runs_alone(node);
 	fsstate->apply_masks = role_is_masked(ctx->role);
 	fsstate->bidx_params = (List *) list_nth(fsplan->fdw_private, 5);
 	if (intVal(list_nth(fsplan->fdw_private, 6)) != 0 || fsstate->bidx_params != NIL)
@@ -1761,6 +1820,8 @@ start_scan(ForeignScanState *node)
 		RemoteStmt	stmt = {fsstate->query, fsstate->send_params,
 			fsstate->param_values, true};
 
+		if (fsstate->runs_alone)
+			remote_clinic_autocommit(fsstate->conn);
 		res = remote_clinic_run(fsstate->conn, &stmt, 1, !fsstate->for_update);
 		fsstate->eof_reached = true;
 	}
@@ -1871,6 +1932,38 @@ fdwEndForeignScan(ForeignScanState *node)
 		close_cursor(fsstate);
 }
 
+/*
+ * "Remote Parameters: $1 = 'Durand'::text, $2 = (now() - '1 day'::interval)":
+ * the values computed here for the remote SQL's parameters, for those that
+ * are constants or local values (the query's own parameters are left out;
+ * so is the line for a scan with blind-index parameters, whose values are
+ * replaced when the scan starts).
+ */
+static void
+explain_remote_params(ForeignScan *fsplan, ExplainState *es)
+{
+	StringInfoData buf;
+	ListCell   *lc;
+	int			n = 0;
+
+	if (list_length(fsplan->fdw_private) > 5 && list_nth(fsplan->fdw_private, 5) != NIL)
+		return;
+	initStringInfo(&buf);
+	foreach(lc, fsplan->fdw_exprs)
+	{
+		Node	   *e = (Node *) lfirst(lc);
+
+		n++;
+		if (IsA(e, Param))
+			continue;
+		appendStringInfo(&buf, "%s$%d = %s", buf.len > 0 ? ", " : "", n,
+						 deparse_expression(e, NIL, false, false));
+	}
+	if (buf.len > 0)
+		ExplainPropertyText("Remote Parameters", buf.data, es);
+	pfree(buf.data);
+}
+
 static void
 fdwExplainForeignScan(ForeignScanState *node, ExplainState *es)
 {
@@ -1878,8 +1971,11 @@ fdwExplainForeignScan(ForeignScanState *node, ExplainState *es)
 	FdwScanState *fsstate = (FdwScanState *) node->fdw_state;
 
 	if (es->verbose)
+	{
 		ExplainPropertyText("Remote SQL",
 							strVal(linitial(fsplan->fdw_private)), es);
+		explain_remote_params(fsplan, es);
+	}
 	if (es->analyze && fsstate != NULL)
 		ExplainPropertyInteger("Rows Fetched", NULL, fsstate->rows_fetched, es);
 }

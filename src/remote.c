@@ -1047,6 +1047,9 @@ typedef struct ClinicConn
 	/* A read-only transaction's COMMIT was sent; its result is unread. */
 	bool		commit_pending;
 
+	/* The next statement may run without a remote transaction (remote_clinic_autocommit). */
+	bool		autocommit_next;
+
 	/* Statements sent before the next one (CLOSE of finished cursors). */
 	int			ndeferred;
 	char		deferred[CLINIC_MAX_DEFERRED][64];
@@ -1236,10 +1239,28 @@ remote_clinic_run(PGconn *conn, const RemoteStmt *stmts, int nstmts,
 		clinic_report_lost(entry, NULL);
 
 	if (!read_only)
+	{
 		entry->wrote = true;
+		entry->autocommit_next = false;
+	}
 	res = clinic_pipeline(entry, stmts, nstmts);
 	entry->last_used = GetCurrentTimestamp();
 	return res;
+}
+
+/*
+ * remote_clinic_autocommit
+ *		Let the next statement on conn run without a remote transaction.
+ *
+ * See remote.h for when it does.
+ */
+void
+remote_clinic_autocommit(PGconn *conn)
+{
+	ClinicConn *entry = clinic_conn_find(conn);
+
+	if (entry != NULL && entry == xact_conn)
+		entry->autocommit_next = true;
 }
 
 /*
@@ -1902,15 +1923,28 @@ clinic_pipeline(ClinicConn *entry, const RemoteStmt *stmts, int nstmts)
 	PGresult   *error = NULL;
 	bool		lost = false;
 
+	bool		autocommit;
+
 	if (PQpipelineStatus(conn) != PQ_PIPELINE_OFF || entry->commit_pending)
 		clinic_report_lost(entry, "connection in an unexpected state");
 	if (!PQenterPipelineMode(conn))
 		clinic_report_lost(entry, pchomp(PQerrorMessage(conn)));
 
+	/*
+	 * The one read of a single-statement READ COMMITTED transaction runs in
+	 * the clinic's own implicit transaction, ended by the Sync: no START
+	 * TRANSACTION, and no COMMIT to wake the clinic backend for later.
+	 */
+	autocommit = entry->autocommit_next && entry->sent_depth == 0 &&
+		entry->xact_depth == 1 && entry->ndeferred == 0 &&
+		!IsTransactionBlock() && XactIsoLevel == XACT_READ_COMMITTED &&
+		StatementTimeout == 0 && LockTimeout == 0;
+	entry->autocommit_next = false;
+
 	/* the remote transaction and its savepoints */
-	if (entry->sent_depth < entry->xact_depth)
+	if (entry->sent_depth < entry->xact_depth && !autocommit)
 		entry->changing_xact_state = true;
-	if (entry->sent_depth == 0)
+	if (entry->sent_depth == 0 && !autocommit)
 	{
 		char	   *settings = clinic_settings_sql();
 
@@ -2248,6 +2282,7 @@ clinic_xact_end(bool is_abort)
 		entry->sent_depth = 0;
 		entry->ndeferred = 0;
 		entry->wrote = false;
+		entry->autocommit_next = false;
 		entry->changing_xact_state = false;
 		entry->broken = false;
 		if (!keep || entry->close_at_end)

@@ -171,6 +171,21 @@ extern PGresult *remote_clinic_run(PGconn *conn, const RemoteStmt *stmts,
 								   int nstmts, bool read_only);
 
 /*
+ * Let the next remote_clinic_run on conn, a read, run in the clinic's
+ * autocommit (no START TRANSACTION, no COMMIT) when it is the only remote
+ * statement the local transaction can need: the caller vouches that its
+ * local statement sends no other statement to the clinic (one scan, never
+ * rescanned), and it does so only when, besides, the local transaction is
+ * a single statement (no transaction block) at READ COMMITTED, outside any
+ * subtransaction, without statement or lock timeouts, and has not started
+ * a remote transaction on conn.  Otherwise the statement runs in the remote
+ * transaction as usual.  A later statement in the same local transaction
+ * (of a function the query calls) starts a remote transaction: under READ
+ * COMMITTED it would have had a snapshot of its own anyway.
+ */
+extern void remote_clinic_autocommit(PGconn *conn);
+
+/*
  * Send sql (a statement without parameters that cannot fail, e.g. CLOSE of
  * a cursor) in front of the next statement on the connection; forgotten
  * when the transaction or the current subtransaction ends.
