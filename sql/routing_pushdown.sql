@@ -301,6 +301,21 @@ SELECT id FROM clinic.patients
 SELECT (SELECT count(*) FROM clinic.patients WHERE created_at < now() - interval '1 day' AND date_of_birth > '1990-01-01 12:00+00'::timestamptz::date)
 	   = (SELECT count(*) FROM pd_local WHERE created_at < now() - interval '1 day' AND date_of_birth > '1990-01-01 12:00+00'::timestamptz::date)
 	   AS local_values_same_rows;
+-- unaccent(text) of the contrib extension runs in the clinic (every clinic
+-- database has it, clinic migration 022); the two-argument form, with a
+-- dictionary, stays local.
+RESET ROLE;
+CREATE EXTENSION IF NOT EXISTS unaccent;
+SET ROLE regress_app;
+EXPLAIN (VERBOSE, COSTS OFF)
+SELECT id FROM clinic.patients WHERE unaccent(last_name) ILIKE unaccent('éric%') OR unaccent(first_name) = 'Elodie';
+SELECT (SELECT array_agg(id ORDER BY id) FROM clinic.patients WHERE unaccent(last_name) ILIKE unaccent('éric%') OR unaccent(first_name) = 'Elodie')
+	   = (SELECT array_agg(id ORDER BY id) FROM pd_local WHERE unaccent(last_name) ILIKE unaccent('éric%') OR unaccent(first_name) = 'Elodie')
+	   AS unaccent_same_rows,
+	   (SELECT count(*) FROM clinic.patients WHERE unaccent(last_name) ILIKE unaccent('éric%') OR unaccent(first_name) = 'Elodie') > 0
+	   AS unaccent_finds_rows;
+EXPLAIN (VERBOSE, COSTS OFF)
+SELECT id FROM clinic.patients WHERE unaccent('unaccent', last_name) = 'Eric';
 SELECT id AS first_id FROM pd_local ORDER BY patient_number LIMIT 1 \gset
 PREPARE pd_by_text(text) AS SELECT patient_number FROM clinic.patients WHERE id = $1::uuid;
 SET plan_cache_mode = force_generic_plan;

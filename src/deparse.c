@@ -17,6 +17,7 @@
 
 #include "access/htup_details.h"
 #include "access/sysattr.h"
+#include "catalog/dependency.h"
 #include "catalog/pg_aggregate.h"
 #include "catalog/pg_collation.h"
 #include "catalog/pg_operator.h"
@@ -24,6 +25,7 @@
 #include "catalog/pg_type.h"
 #include "catalog/pg_type_d.h"
 #include "commands/defrem.h"
+#include "commands/extension.h"
 #include "foreign/foreign.h"
 #include "nodes/nodeFuncs.h"
 #include "optimizer/clauses.h"
@@ -64,6 +66,35 @@ static bool
 is_builtin(Oid oid)
 {
 	return oid < FirstGenbkiObjectId;
+}
+
+/*
+ * Whether funcid is unaccent(text) of the contrib extension unaccent: the
+ * one function of an extension that is shipped.  Every clinic database has
+ * the extension (clinic migration 022) and, on the same server, the same
+ * rules file; it is STABLE only because it reads its dictionary, and it
+ * cannot fail on a value.
+ */
+static bool
+is_unaccent(Oid funcid)
+{
+	Oid			ext;
+	char	   *extname;
+	char	   *name;
+	bool		result;
+
+	if (is_builtin(funcid) || get_func_nargs(funcid) != 1 ||
+		get_func_rettype(funcid) != TEXTOID)
+		return false;
+	name = get_func_name(funcid);
+	if (name == NULL || strcmp(name, "unaccent") != 0)
+		return false;
+	ext = getExtensionOfObject(ProcedureRelationId, funcid);
+	if (!OidIsValid(ext))
+		return false;
+	extname = get_extension_name(ext);
+	result = extname != NULL && strcmp(extname, "unaccent") == 0;
+	return result;
 }
 
 /* Whether node, or a node under it, keeps an expression from being a local value. */
@@ -294,6 +325,9 @@ ship_walker(Node *node, ShipCtx *ctx)
 			{
 				FuncExpr   *f = (FuncExpr *) node;
 
+				if (is_unaccent(f->funcid) && !f->funcvariadic &&
+					f->funcformat == COERCE_EXPLICIT_CALL)
+					break;
 				if (!is_builtin(f->funcid) || !is_builtin(f->funcresulttype) ||
 					f->funcretset || f->funcvariadic)
 					return true;
@@ -340,7 +374,7 @@ ship_walker(Node *node, ShipCtx *ctx)
 static bool
 mutable_func_checker(Oid func_id, void *context)
 {
-	return func_volatile(func_id) != PROVOLATILE_IMMUTABLE;
+	return func_volatile(func_id) != PROVOLATILE_IMMUTABLE && !is_unaccent(func_id);
 }
 
 /*
@@ -549,7 +583,10 @@ deparse_func(StringInfo buf, FuncExpr *f, const DeparseColumns *cols,
 		appendStringInfo(buf, ")::%s", type_name(f->funcresulttype, typmod));
 		return;
 	}
-	appendStringInfo(buf, "pg_catalog.%s(", quote_identifier(get_func_name(f->funcid)));
+	if (is_unaccent(f->funcid))
+		appendStringInfoString(buf, "public.unaccent(");
+	else
+		appendStringInfo(buf, "pg_catalog.%s(", quote_identifier(get_func_name(f->funcid)));
 	foreach(lc, f->args)
 	{
 		if (!first)
