@@ -417,6 +417,23 @@ SELECT pg_temp.pd_agg('SELECT p.last_name, a.status, a.start_time FROM clinic.ap
 	   pg_temp.pd_agg('SELECT p.last_name, count(a.id) FROM clinic.patients p LEFT JOIN clinic.appointments a ON a.patient_id = p.id GROUP BY p.last_name') AS join_then_count,
 	   pg_temp.pd_agg('SELECT p1.id, p2.id FROM clinic.patients p1 JOIN clinic.patients p2 ON p1.last_name = p2.last_name AND p1.first_name = p2.first_name AND p1.id < p2.id WHERE p1.is_active') AS self_join,
 	   pg_temp.pd_agg('SELECT p.id, a.title FROM clinic.patients p JOIN clinic.appointments a ON a.patient_id = p.id WHERE pg_temp.leaky(p.first_name)') AS local_clause;
+-- ORDER BY and LIMIT / OFFSET above a pushed-down join run in the clinic
+-- too (a sort with another collation stays local, and so does the LIMIT).
+EXPLAIN (VERBOSE, COSTS OFF)
+SELECT p.last_name, a.start_time FROM clinic.appointments a JOIN clinic.patients p ON p.id = a.patient_id
+ WHERE a.status <> 'cancelled' ORDER BY p.last_name DESC, a.start_time, a.id LIMIT 7 OFFSET 3;
+EXPLAIN (VERBOSE, COSTS OFF)
+SELECT p.id, a.title FROM clinic.patients p LEFT JOIN clinic.appointments a ON a.patient_id = p.id
+ ORDER BY a.title NULLS FIRST, p.id, a.id;
+EXPLAIN (VERBOSE, COSTS OFF)
+SELECT p.first_name, a.title FROM clinic.patients p JOIN clinic.appointments a ON a.patient_id = p.id
+ ORDER BY p.first_name COLLATE "C", a.id LIMIT 9;
+SELECT pg_temp.pd_agg('SELECT p.last_name, a.start_time, a.id FROM clinic.appointments a JOIN clinic.patients p ON p.id = a.patient_id WHERE a.status <> ''cancelled'' ORDER BY p.last_name DESC, a.start_time, a.id LIMIT 7 OFFSET 3') AS join_limit,
+	   pg_temp.pd_agg('SELECT p.id, a.title FROM clinic.patients p LEFT JOIN clinic.appointments a ON a.patient_id = p.id ORDER BY a.title NULLS FIRST, p.id, a.id LIMIT 25') AS left_join_limit,
+	   pg_temp.pd_agg('SELECT p.first_name, a.title, a.id FROM clinic.patients p JOIN clinic.appointments a ON a.patient_id = p.id ORDER BY p.first_name COLLATE "C", a.id LIMIT 9') AS join_local_sort;
+SELECT (SELECT array_agg(x) FROM (SELECT p.id::text || coalesce(a.title, '-') AS x FROM clinic.patients p LEFT JOIN clinic.appointments a ON a.patient_id = p.id ORDER BY a.title NULLS FIRST, p.id, a.id) s)
+	   = (SELECT array_agg(x) FROM (SELECT p.id::text || coalesce(a.title, '-') AS x FROM pd_local p LEFT JOIN pd_appt a ON a.patient_id = p.id ORDER BY a.title NULLS FIRST, p.id, a.id) s)
+	   AS left_join_same_order;
 
 -- Masking: a secretary's qual on a masked column is evaluated on the masked value.
 SELECT social_security_number AS a_ssn FROM clinic.patients WHERE social_security_number IS NOT NULL ORDER BY id LIMIT 1 \gset

@@ -783,7 +783,8 @@ deparse_order_by(StringInfo buf, List *pathkeys, RelOptInfo *baserel,
 		{
 			EquivalenceMember *em = (EquivalenceMember *) lfirst(lm);
 
-			if (em->em_is_child || !bms_equal(em->em_relids, baserel->relids))
+			if (em->em_is_child || bms_is_empty(em->em_relids) ||
+				!bms_is_subset(em->em_relids, baserel->relids))
 				continue;
 			if (deparse_is_shippable(em->em_expr, baserel, cols, false))
 			{

@@ -234,7 +234,9 @@ static void add_grouped_path(PlannerInfo *root, RelOptInfo *input_rel,
 							 RelOptInfo *output_rel, GroupPathExtraData *gextra);
 static void deparse_join_from_where(StringInfo buf, FdwJoinInfo *jinfo, List **params);
 static ForeignScan *join_plan(PlannerInfo *root, RelOptInfo *joinrel, List *tlist,
-							  Plan *outer_plan);
+							  Plan *outer_plan, List *pathkeys, bool is_final);
+static int	append_limit(StringInfo buf, PlannerInfo *root, const DeparseColumns *cols,
+						 List **params, int bound);
 
 PG_FUNCTION_INFO_V1(medpro_fdw_handler);
 PG_FUNCTION_INFO_V1(medpro_fdw_validator);
@@ -885,9 +887,10 @@ fdwGetForeignPaths(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntableid)
 }
 
 /*
- * The foreign base relation a final upper path may be pushed onto: the
- * query's only relation, one of ours, with no grouping, aggregate, window,
- * DISTINCT, set operation, row lock or set-returning target; NULL if none.
+ * The relation a final upper path may be pushed onto: the query's only
+ * relation, one of ours, or the join of its two relations when the clinic
+ * does that join; with no grouping, aggregate, window, DISTINCT, set
+ * operation, row lock or set-returning target; NULL if none.
  */
 static RelOptInfo *
 final_scan_rel(PlannerInfo *root)
@@ -902,6 +905,17 @@ final_scan_rel(PlannerInfo *root)
 		parse->havingQual != NULL || parse->distinctClause != NIL ||
 		parse->setOperations != NULL || parse->limitOption == LIMIT_OPTION_WITH_TIES)
 		return NULL;
+	if (bms_membership(root->all_baserels) == BMS_MULTIPLE)
+	{
+		RelOptInfo *joinrel = find_join_rel(root, root->all_baserels);
+
+		if (joinrel == NULL || joinrel->fdw_private == NULL ||
+			joinrel->fdwroutine == NULL ||
+			joinrel->fdwroutine->GetForeignUpperPaths != fdwGetForeignUpperPaths ||
+			joinrel->lateral_relids != NULL)
+			return NULL;
+		return joinrel;
+	}
 	if (bms_membership(root->all_baserels) != BMS_SINGLETON)
 		return NULL;
 	relid = bms_singleton_member(root->all_baserels);
@@ -1151,6 +1165,17 @@ fdwGetForeignJoinPaths(PlannerInfo *root, RelOptInfo *joinrel,
 									startup + joinrel->rows * FDW_ROW_COST,
 									NIL, joinrel->lateral_relids, NULL, NIL);
 	add_path(joinrel, (Path *) path);
+
+	/* the same join sorted by the clinic, when it is the query's whole FROM */
+	if (root->query_pathkeys != NIL && bms_equal(joinrel->relids, root->all_baserels) &&
+		deparse_order_by(NULL, root->query_pathkeys, joinrel, cols, NULL))
+	{
+		path = create_foreign_join_path(root, joinrel, NULL, joinrel->rows, startup,
+										startup + joinrel->rows * FDW_ROW_COST * 1.2,
+										root->query_pathkeys, joinrel->lateral_relids,
+										NULL, NIL);
+		add_path(joinrel, (Path *) path);
+	}
 }
 
 /*
@@ -1223,11 +1248,13 @@ deparse_join_from_where(StringInfo buf, FdwJoinInfo *jinfo, List **params)
 }
 
 /*
- * The plan of a pushed-down join: SELECT <columns> <deparse_join_from_where>.
- * Its fdw_scan_tlist lists the fetched columns as Vars of both sides.
+ * The plan of a pushed-down join: SELECT <columns> <deparse_join_from_where>
+ * [ORDER BY <pathkeys>] [LIMIT/OFFSET, for a final path].  Its
+ * fdw_scan_tlist lists the fetched columns as Vars of both sides.
  */
 static ForeignScan *
-join_plan(PlannerInfo *root, RelOptInfo *joinrel, List *tlist, Plan *outer_plan)
+join_plan(PlannerInfo *root, RelOptInfo *joinrel, List *tlist, Plan *outer_plan,
+		  List *pathkeys, bool is_final)
 {
 	FdwJoinInfo *jinfo = (FdwJoinInfo *) joinrel->fdw_private;
 	List	   *vars = pull_var_clause((Node *) joinrel->reltarget->exprs,
@@ -1240,6 +1267,7 @@ join_plan(PlannerInfo *root, RelOptInfo *joinrel, List *tlist, Plan *outer_plan)
 	ListCell   *lc;
 	bool		first = true;
 	int			resno = 1;
+	int			bound = -1;
 
 	initStringInfo(&buf);
 	initStringInfo(&masks);
@@ -1265,10 +1293,15 @@ join_plan(PlannerInfo *root, RelOptInfo *joinrel, List *tlist, Plan *outer_plan)
 		appendStringInfoString(&buf, "NULL");
 
 	deparse_join_from_where(&buf, jinfo, &params);
+	if (pathkeys != NIL &&
+		!deparse_order_by(&buf, pathkeys, joinrel, jinfo->cols, &params))
+		elog(ERROR, "could not deparse the sort keys of a foreign join");
+	if (is_final)
+		bound = append_limit(&buf, root, jinfo->cols, &params, -1);
 
 	return make_foreignscan(tlist, NIL, 0, params,
 							lappend(lappend(lappend(list_make5(makeString(buf.data), retrieved,
-													   makeInteger(-1), makeInteger(0),
+													   makeInteger(bound), makeInteger(0),
 													   makeString(masks.data)),
 											NIL),
 									makeInteger(0)),
@@ -1304,8 +1337,44 @@ deparse_limit(StringInfo buf, Node *node, const DeparseColumns *cols, List **par
 }
 
 /*
- * LIMIT / OFFSET pushdown: a final path doing the scan, its order and its
- * limit in the clinic database, when every clause and sort key is shipped.
+ * Append the query's LIMIT and OFFSET to a final path's remote SQL; return
+ * the rows the scan can return at most (count plus offset, when both are
+ * constants), or bound when that is not known.
+ */
+static int
+append_limit(StringInfo buf, PlannerInfo *root, const DeparseColumns *cols,
+			 List **params, int bound)
+{
+	Query	   *parse = root->parse;
+
+	if (parse->limitCount != NULL)
+	{
+		appendStringInfoString(buf, " LIMIT ");
+		deparse_limit(buf, parse->limitCount, cols, params);
+	}
+	if (parse->limitOffset != NULL)
+	{
+		appendStringInfoString(buf, " OFFSET ");
+		deparse_limit(buf, parse->limitOffset, cols, params);
+	}
+	if (bound < 0 && parse->limitCount != NULL && IsA(parse->limitCount, Const) &&
+		!((Const *) parse->limitCount)->constisnull &&
+		(parse->limitOffset == NULL ||
+		 (IsA(parse->limitOffset, Const) && !((Const *) parse->limitOffset)->constisnull)))
+	{
+		int64		n = DatumGetInt64(((Const *) parse->limitCount)->constvalue);
+
+		if (parse->limitOffset != NULL)
+			n += DatumGetInt64(((Const *) parse->limitOffset)->constvalue);
+		bound = (n >= 0 && n < PG_INT32_MAX) ? (int) n : -1;
+	}
+	return bound;
+}
+
+/*
+ * LIMIT / OFFSET pushdown: a final path doing the scan (or the join), its
+ * order and its limit in the clinic database, when every clause and sort
+ * key is shipped.
  */
 static void
 fdwGetForeignUpperPaths(PlannerInfo *root, UpperRelationKind stage,
@@ -1315,6 +1384,7 @@ fdwGetForeignUpperPaths(PlannerInfo *root, UpperRelationKind stage,
 	FinalPathExtraData *fextra = (FinalPathExtraData *) extra;
 	RelOptInfo *baserel;
 	FdwRelInfo *fpinfo;
+	const DeparseColumns *cols;
 	Query	   *parse = root->parse;
 	double		rows;
 	Cost		startup = FDW_STARTUP_COST;
@@ -1330,14 +1400,20 @@ fdwGetForeignUpperPaths(PlannerInfo *root, UpperRelationKind stage,
 	baserel = final_scan_rel(root);
 	if (baserel == NULL)
 		return;
-	fpinfo = (FdwRelInfo *) baserel->fdw_private;
-	if (fpinfo->local_conds != NIL || baserel->lateral_relids != NULL ||
-		bms_is_member(0 - FirstLowInvalidHeapAttributeNumber, fpinfo->attrs_used))
-		return;
+	if (baserel->reloptkind == RELOPT_JOINREL)
+		cols = ((FdwJoinInfo *) baserel->fdw_private)->cols;
+	else
+	{
+		fpinfo = (FdwRelInfo *) baserel->fdw_private;
+		if (fpinfo->local_conds != NIL || baserel->lateral_relids != NULL ||
+			bms_is_member(0 - FirstLowInvalidHeapAttributeNumber, fpinfo->attrs_used))
+			return;
+		cols = fpinfo->cols;
+	}
 	if (!limit_is_shippable(parse->limitCount) || !limit_is_shippable(parse->limitOffset))
 		return;
 	if (root->sort_pathkeys != NIL &&
-		!deparse_order_by(NULL, root->sort_pathkeys, baserel, fpinfo->cols, NULL))
+		!deparse_order_by(NULL, root->sort_pathkeys, baserel, cols, NULL))
 		return;
 	if (parse->sortClause != NIL && root->sort_pathkeys == NIL)
 		return;
@@ -1417,12 +1493,14 @@ fdwGetForeignPlan(PlannerInfo *root, RelOptInfo *foreignrel, Oid foreigntableid,
 	Index		scan_relid;
 
 	if (foreignrel->reloptkind == RELOPT_JOINREL)
-		return join_plan(root, foreignrel, tlist, outer_plan);
+		return join_plan(root, foreignrel, tlist, outer_plan, pathkeys, false);
 	/* a grouped relation keeps its FdwGroupInfo; a final one has none */
 	if (foreignrel->reloptkind == RELOPT_UPPER_REL && foreignrel->fdw_private != NULL)
 		return grouped_plan(root, foreignrel, tlist, outer_plan);
 	is_final = foreignrel->reloptkind == RELOPT_UPPER_REL;
 	baserel = is_final ? final_scan_rel(root) : foreignrel;
+	if (baserel->reloptkind == RELOPT_JOINREL)
+		return join_plan(root, baserel, tlist, outer_plan, pathkeys, true);
 	fpinfo = (FdwRelInfo *) baserel->fdw_private;
 	bound = fpinfo->id_lookup ? 1 : -1;
 	scan_relid = is_final ? 0 : baserel->relid;
@@ -1533,31 +1611,7 @@ fdwGetForeignPlan(PlannerInfo *root, RelOptInfo *foreignrel, Oid foreigntableid,
 		elog(ERROR, "could not deparse the sort keys of a foreign scan");
 
 	if (is_final)
-	{
-		Query	   *parse = root->parse;
-
-		if (parse->limitCount != NULL)
-		{
-			appendStringInfoString(&buf, " LIMIT ");
-			deparse_limit(&buf, parse->limitCount, fpinfo->cols, &params);
-		}
-		if (parse->limitOffset != NULL)
-		{
-			appendStringInfoString(&buf, " OFFSET ");
-			deparse_limit(&buf, parse->limitOffset, fpinfo->cols, &params);
-		}
-		if (bound < 0 && parse->limitCount != NULL && IsA(parse->limitCount, Const) &&
-			!((Const *) parse->limitCount)->constisnull &&
-			(parse->limitOffset == NULL ||
-			 (IsA(parse->limitOffset, Const) && !((Const *) parse->limitOffset)->constisnull)))
-		{
-			int64		n = DatumGetInt64(((Const *) parse->limitCount)->constvalue);
-
-			if (parse->limitOffset != NULL)
-				n += DatumGetInt64(((Const *) parse->limitOffset)->constvalue);
-			bound = (n >= 0 && n < PG_INT32_MAX) ? (int) n : -1;
-		}
-	}
+		bound = append_limit(&buf, root, fpinfo->cols, &params, bound);
 
 	/* Lock the rows an UPDATE or DELETE is going to change. */
 	if (!is_final && baserel->relid == root->parse->resultRelation &&
