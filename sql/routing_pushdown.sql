@@ -417,6 +417,12 @@ SELECT pg_temp.pd_agg('SELECT p.last_name, a.status, a.start_time FROM clinic.ap
 	   pg_temp.pd_agg('SELECT p.last_name, count(a.id) FROM clinic.patients p LEFT JOIN clinic.appointments a ON a.patient_id = p.id GROUP BY p.last_name') AS join_then_count,
 	   pg_temp.pd_agg('SELECT p1.id, p2.id FROM clinic.patients p1 JOIN clinic.patients p2 ON p1.last_name = p2.last_name AND p1.first_name = p2.first_name AND p1.id < p2.id WHERE p1.is_active') AS self_join,
 	   pg_temp.pd_agg('SELECT p.id, a.title FROM clinic.patients p JOIN clinic.appointments a ON a.patient_id = p.id WHERE pg_temp.leaky(p.first_name)') AS local_clause;
+-- Aggregates over a pushed-down join run in the clinic: one row per group.
+EXPLAIN (VERBOSE, COSTS OFF)
+SELECT p.last_name, count(a.id), min(a.start_time) FROM clinic.patients p LEFT JOIN clinic.appointments a ON a.patient_id = p.id GROUP BY p.last_name;
+SELECT pg_temp.pd_agg('SELECT p.last_name, count(a.id), min(a.start_time), max(a.title) FROM clinic.patients p LEFT JOIN clinic.appointments a ON a.patient_id = p.id GROUP BY p.last_name') AS left_join_grouped,
+	   pg_temp.pd_agg('SELECT a.status, p.gender, count(*), sum(length(a.title)) FROM clinic.appointments a JOIN clinic.patients p ON p.id = a.patient_id WHERE p.is_active GROUP BY a.status, p.gender') AS join_grouped,
+	   pg_temp.pd_agg('SELECT count(*), count(a.title) FROM clinic.appointments a JOIN clinic.patients p ON p.id = a.patient_id') AS join_count;
 -- ORDER BY and LIMIT / OFFSET above a pushed-down join run in the clinic
 -- too (a sort with another collation stays local, and so does the LIMIT).
 EXPLAIN (VERBOSE, COSTS OFF)

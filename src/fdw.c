@@ -113,7 +113,8 @@ typedef struct FdwRelInfo
 
 /*
  * Planner state of a grouped relation whose aggregation the clinic does
- * (grouped_rel->fdw_private): the scanned base relation, and the remote
+ * (grouped_rel->fdw_private): the scanned base relation or pushed-down
+ * join, and the remote
  * SELECT list (grouping expressions and aggregates) as fdw_scan_tlist.
  */
 typedef struct FdwGroupInfo
@@ -929,7 +930,8 @@ final_scan_rel(PlannerInfo *root)
 
 /*
  * Aggregate pushdown: count(*), count, sum, min, max with GROUP BY on one
- * clinic table, when every clause is shipped, there is no HAVING or
+ * clinic table, or on a join of two that the clinic does (which has no
+ * local clause), when every clause is shipped, there is no HAVING or
  * grouping set, and every output of the grouping step is a shippable
  * grouping expression or aggregate.  The clinic then returns one row per
  * group.
@@ -940,7 +942,7 @@ add_grouped_path(PlannerInfo *root, RelOptInfo *input_rel, RelOptInfo *output_re
 {
 	Query	   *parse = root->parse;
 	PathTarget *target = root->upper_targets[UPPERREL_GROUP_AGG];
-	FdwRelInfo *fpinfo;
+	const DeparseColumns *cols;
 	FdwGroupInfo *ginfo;
 	List	   *tlist = NIL;
 	ListCell   *lc;
@@ -949,17 +951,25 @@ add_grouped_path(PlannerInfo *root, RelOptInfo *input_rel, RelOptInfo *output_re
 	Cost		startup = FDW_STARTUP_COST;
 	Cost		total;
 
-	if (input_rel->reloptkind != RELOPT_BASEREL || input_rel->fdw_private == NULL ||
-		input_rel->fdwroutine == NULL ||
+	if ((input_rel->reloptkind != RELOPT_BASEREL && input_rel->reloptkind != RELOPT_JOINREL) ||
+		input_rel->fdw_private == NULL || input_rel->fdwroutine == NULL ||
 		input_rel->fdwroutine->GetForeignUpperPaths != fdwGetForeignUpperPaths ||
-		output_rel->fdw_private != NULL)
+		output_rel->fdw_private != NULL || input_rel->lateral_relids != NULL)
 		return;
 	if (gextra->patype != PARTITIONWISE_AGGREGATE_NONE || parse->groupingSets != NIL ||
 		parse->havingQual != NULL || parse->hasTargetSRFs)
 		return;
-	fpinfo = (FdwRelInfo *) input_rel->fdw_private;
-	if (fpinfo->local_conds != NIL || input_rel->lateral_relids != NULL)
-		return;
+	if (input_rel->reloptkind == RELOPT_JOINREL)
+		/* a join the clinic does has no local clause */
+		cols = ((FdwJoinInfo *) input_rel->fdw_private)->cols;
+	else
+	{
+		FdwRelInfo *fpinfo = (FdwRelInfo *) input_rel->fdw_private;
+
+		if (fpinfo->local_conds != NIL)
+			return;
+		cols = fpinfo->cols;
+	}
 
 	foreach(lc, target->exprs)
 	{
@@ -972,11 +982,11 @@ add_grouped_path(PlannerInfo *root, RelOptInfo *input_rel, RelOptInfo *output_re
 		{
 			/* grouped on the rows the WHERE kept: no leak check */
 			if (!OidIsValid(sgc->eqop) || sgc->eqop >= FirstGenbkiObjectId ||
-				!deparse_is_shippable(expr, input_rel, fpinfo->cols, false))
+				!deparse_is_shippable(expr, input_rel, cols, false))
 				return;
 		}
 		else if (!IsA(expr, Aggref) ||
-				 !deparse_aggregate_is_shippable((Aggref *) expr, input_rel, fpinfo->cols))
+				 !deparse_aggregate_is_shippable((Aggref *) expr, input_rel, cols))
 			return;
 		tle = makeTargetEntry(copyObject(expr), i + 1, NULL, false);
 		tle->ressortgroupref = sgc != NULL ? sgref : 0;
@@ -1013,7 +1023,10 @@ grouped_plan(PlannerInfo *root, RelOptInfo *grouped_rel, List *tlist,
 			 Plan *outer_plan)
 {
 	FdwGroupInfo *ginfo = (FdwGroupInfo *) grouped_rel->fdw_private;
-	FdwRelInfo *fpinfo = (FdwRelInfo *) ginfo->baserel->fdw_private;
+	bool		is_join = ginfo->baserel->reloptkind == RELOPT_JOINREL;
+	FdwRelInfo *fpinfo = is_join ? NULL : (FdwRelInfo *) ginfo->baserel->fdw_private;
+	FdwJoinInfo *jinfo = is_join ? (FdwJoinInfo *) ginfo->baserel->fdw_private : NULL;
+	const DeparseColumns *cols = is_join ? jinfo->cols : fpinfo->cols;
 	List	   *remote_exprs = NIL;
 	List	   *params = NIL;
 	List	   *retrieved = NIL;
@@ -1022,8 +1035,9 @@ grouped_plan(PlannerInfo *root, RelOptInfo *grouped_rel, List *tlist,
 	ListCell   *lc;
 	bool		first = true;
 
-	foreach(lc, fpinfo->remote_conds)
-		remote_exprs = lappend(remote_exprs, lfirst_node(RestrictInfo, lc)->clause);
+	if (!is_join)
+		foreach(lc, fpinfo->remote_conds)
+			remote_exprs = lappend(remote_exprs, lfirst_node(RestrictInfo, lc)->clause);
 
 	initStringInfo(&buf);
 	initStringInfo(&masks);
@@ -1035,12 +1049,15 @@ grouped_plan(PlannerInfo *root, RelOptInfo *grouped_rel, List *tlist,
 		if (!first)
 			appendStringInfoString(&buf, ", ");
 		first = false;
-		deparse_expr(&buf, tle->expr, fpinfo->cols, &params);
+		deparse_expr(&buf, tle->expr, cols, &params);
 		retrieved = lappend_int(retrieved, tle->resno);
 		appendStringInfoChar(&masks, '0');
 	}
-	deparse_from_where(&buf, fpinfo->relid, remote_exprs, fpinfo->soft_delete,
-					   fpinfo->cols, &params);
+	if (is_join)
+		deparse_join_from_where(&buf, jinfo, &params);
+	else
+		deparse_from_where(&buf, fpinfo->relid, remote_exprs, fpinfo->soft_delete,
+						   cols, &params);
 	first = true;
 	foreach(lc, ginfo->tlist)
 	{
