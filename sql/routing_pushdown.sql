@@ -324,6 +324,22 @@ EXECUTE pd_by_text(:'first_id');
 SELECT regress_try('EXECUTE pd_by_text(''not a uuid'')');
 RESET plan_cache_mode;
 DEALLOCATE pd_by_text;
+-- A value under a later argument of AND / OR is not computed ahead: local
+-- evaluation never reaches $1::date for a name (a search by name or by
+-- date of birth, in a generic plan).  The first argument's is.
+PREPARE pd_search(text, text) AS SELECT count(*) FROM clinic.patients
+ WHERE ($2 = 'name' AND last_name = $1) OR ($2 = 'born' AND date_of_birth = $1::date);
+SET plan_cache_mode = force_generic_plan;
+EXPLAIN (VERBOSE, COSTS OFF) EXECUTE pd_search('Durand', 'name');
+SELECT born AS pd_born FROM (SELECT date_of_birth::text AS born FROM pd_local WHERE date_of_birth IS NOT NULL ORDER BY patient_number LIMIT 1) s \gset
+EXECUTE pd_search('Durand', 'name') \gset by_name_
+EXECUTE pd_search(:'pd_born', 'born') \gset by_born_
+SELECT :by_name_count AS by_name, :by_name_count = (SELECT count(*) FROM pd_local WHERE last_name = 'Durand') AS by_name_as_local,
+	   :by_born_count AS by_born, :by_born_count = (SELECT count(*) FROM pd_local WHERE date_of_birth = :'pd_born'::date) AS by_born_as_local;
+EXPLAIN (VERBOSE, COSTS OFF)
+SELECT count(*) FROM clinic.patients WHERE created_at > now() - interval '1 day' OR last_name = upper('dur' || 'and');
+RESET plan_cache_mode;
+DEALLOCATE pd_search;
 EXPLAIN (VERBOSE, COSTS OFF)
 SELECT id FROM clinic.patients ORDER BY last_name COLLATE "C" LIMIT 3;
 EXPLAIN (VERBOSE, COSTS OFF)

@@ -46,6 +46,7 @@ typedef struct ShipCtx
 	RelOptInfo *baserel;
 	const DeparseColumns *cols;
 	bool		leak_check;
+	int			conditional;	/* under a later argument of AND / OR */
 } ShipCtx;
 
 static bool ship_walker(Node *node, ShipCtx *ctx);
@@ -54,6 +55,9 @@ static void deparse_aggref(StringInfo buf, Aggref *agg, const DeparseColumns *co
 
 /* Constants are sent as parameters (deparse_lift_constants). */
 static bool lift_constants = false;
+
+/* deparse_expr is under this many later arguments of AND / OR. */
+static int	deparse_conditional = 0;
 
 void
 deparse_lift_constants(bool on)
@@ -138,6 +142,13 @@ local_value_walker(Node *node, void *context)
  * and a stable function such as now() gives the value it has for the
  * whole local statement.  It reads no row, so it can neither fail on nor
  * leak a soft-deleted one.
+ *
+ * Only an expression that the clause evaluates whenever it is evaluated is
+ * one: not one under the second or a later argument of an AND or OR (see
+ * is_conditional_arg), which local evaluation skips once the result is
+ * known, e.g. $1::date in ($2 = 'name' AND last_name = $1) OR ($2 = 'born'
+ * AND date_of_birth = $1::date): computed at scan start it would fail for
+ * a name.  Such an expression is shipped as itself, if it can be.
  */
 static bool
 is_local_value(Node *node)
@@ -151,6 +162,17 @@ is_local_value(Node *node)
 		!expression_returns_set(node);
 }
 
+
+/*
+ * Whether the argument at index argno of node is evaluated only depending
+ * on the arguments before it (the second and later ones of AND and OR).
+ * Every other node that can be shipped evaluates all its arguments.
+ */
+static bool
+is_conditional_arg(Node *node, int argno)
+{
+	return argno > 0 && IsA(node, BoolExpr) && ((BoolExpr *) node)->boolop != NOT_EXPR;
+}
 
 /* A collation the clinic applies the same way: none or the default one. */
 static bool
@@ -274,7 +296,7 @@ ship_walker(Node *node, ShipCtx *ctx)
 	/* Every node's result and input collation must be the default (or none). */
 	if (!collation_ok(exprCollation(node)) || !collation_ok(exprInputCollation(node)))
 		return true;
-	if (is_local_value(node))
+	if (ctx->conditional == 0 && is_local_value(node))
 		return false;
 
 	switch (nodeTag(node))
@@ -352,7 +374,22 @@ ship_walker(Node *node, ShipCtx *ctx)
 				break;
 			}
 		case T_BoolExpr:
-			break;
+			{
+				ListCell   *lc;
+
+				foreach(lc, ((BoolExpr *) node)->args)
+				{
+					bool		conditional = is_conditional_arg(node, foreach_current_index(lc));
+					bool		refused;
+
+					ctx->conditional += conditional;
+					refused = ship_walker((Node *) lfirst(lc), ctx);
+					ctx->conditional -= conditional;
+					if (refused)
+						return true;
+				}
+				return false;
+			}
 		case T_NullTest:
 			if (((NullTest *) node)->argisrow)
 				return true;
@@ -379,17 +416,37 @@ mutable_func_checker(Oid func_id, void *context)
 
 /*
  * Whether the clinic would run a function that is not immutable in node
- * (contain_mutable_functions, leaving out the local values, computed here).
+ * (contain_mutable_functions, leaving out the local values, computed here);
+ * *conditional counts the AND / OR arguments node is under (ship_walker).
  */
 static bool
 mutable_in_clinic(Node *node, void *context)
 {
-	if (node == NULL || is_local_value(node))
+	int		   *conditional = (int *) context;
+
+	if (node == NULL || (*conditional == 0 && is_local_value(node)))
 		return false;
-	if (check_functions_in_node(node, mutable_func_checker, context))
+	if (check_functions_in_node(node, mutable_func_checker, NULL))
 		return true;
 	if (IsA(node, SQLValueFunction) || IsA(node, NextValueExpr))
 		return true;
+	if (IsA(node, BoolExpr))
+	{
+		ListCell   *lc;
+
+		foreach(lc, ((BoolExpr *) node)->args)
+		{
+			bool		c = is_conditional_arg(node, foreach_current_index(lc));
+			bool		found;
+
+			*conditional += c;
+			found = mutable_in_clinic((Node *) lfirst(lc), context);
+			*conditional -= c;
+			if (found)
+				return true;
+		}
+		return false;
+	}
 	return expression_tree_walker(node, mutable_in_clinic, context);
 }
 
@@ -398,14 +455,16 @@ deparse_is_shippable(Expr *expr, RelOptInfo *baserel,
 					 const DeparseColumns *cols, bool leak_check)
 {
 	ShipCtx		ctx;
+	int			conditional = 0;
 
 	ctx.baserel = baserel;
 	ctx.cols = cols;
 	ctx.leak_check = leak_check;
+	ctx.conditional = 0;
 	if (ship_walker((Node *) expr, &ctx))
 		return false;
 	/* e.g. timestamptz casts of a text constant depend on TimeZone */
-	return !mutable_in_clinic((Node *) expr, NULL);
+	return !mutable_in_clinic((Node *) expr, &conditional);
 }
 
 /* ---------------------------------------------------------------------
@@ -604,7 +663,7 @@ deparse_expr(StringInfo buf, Expr *expr, const DeparseColumns *cols,
 	Node	   *node = (Node *) expr;
 	ListCell   *lc;
 
-	if (is_local_value(node))
+	if (deparse_conditional == 0 && is_local_value(node))
 	{
 		deparse_param(buf, expr, params);
 		return;
@@ -721,10 +780,23 @@ deparse_expr(StringInfo buf, Expr *expr, const DeparseColumns *cols,
 				appendStringInfoChar(buf, '(');
 				foreach(lc, b->args)
 				{
+					int			save = deparse_conditional;
+
 					if (!first)
 						appendStringInfoString(buf, b->boolop == AND_EXPR ? " AND " : " OR ");
+					/* a local value must not be computed ahead here */
+					if (is_conditional_arg(node, foreach_current_index(lc)))
+						deparse_conditional++;
+					PG_TRY();
+					{
+						deparse_expr(buf, (Expr *) lfirst(lc), cols, params);
+					}
+					PG_FINALLY();
+					{
+						deparse_conditional = save;
+					}
+					PG_END_TRY();
 					first = false;
-					deparse_expr(buf, (Expr *) lfirst(lc), cols, params);
 				}
 				appendStringInfoChar(buf, ')');
 			}
