@@ -316,6 +316,28 @@ SELECT (SELECT array_agg(id ORDER BY id) FROM clinic.patients WHERE unaccent(las
 	   AS unaccent_finds_rows;
 EXPLAIN (VERBOSE, COSTS OFF)
 SELECT id FROM clinic.patients WHERE unaccent('unaccent', last_name) = 'Eric';
+-- With the central extension in another schema it is still shipped as
+-- public.unaccent (where migration 022 put it in the clinic); a user's own
+-- unaccent(text) stays local.
+RESET ROLE;
+CREATE SCHEMA pd_ext;
+GRANT USAGE ON SCHEMA pd_ext TO PUBLIC;
+ALTER EXTENSION unaccent SET SCHEMA pd_ext;
+CREATE FUNCTION public.unaccent(t text) RETURNS text LANGUAGE plpgsql IMMUTABLE AS $$ BEGIN RETURN upper(t); END $$;
+SET ROLE regress_app;
+EXPLAIN (VERBOSE, COSTS OFF)
+SELECT id FROM clinic.patients WHERE pd_ext.unaccent(last_name) = 'Eric';
+SELECT (SELECT array_agg(id ORDER BY id) FROM clinic.patients WHERE pd_ext.unaccent(last_name) = 'Eric')
+	   = (SELECT array_agg(id ORDER BY id) FROM pd_local WHERE pd_ext.unaccent(last_name) = 'Eric')
+	   AS other_schema_same_rows;
+EXPLAIN (VERBOSE, COSTS OFF)
+SELECT id FROM clinic.patients WHERE public.unaccent(last_name) = 'ERIC';
+SELECT count(*) AS user_unaccent_rows FROM clinic.patients WHERE public.unaccent(last_name) = 'DURAND';
+RESET ROLE;
+DROP FUNCTION public.unaccent(text);
+ALTER EXTENSION unaccent SET SCHEMA public;
+DROP SCHEMA pd_ext;
+SET ROLE regress_app;
 SELECT id AS first_id FROM pd_local ORDER BY patient_number LIMIT 1 \gset
 PREPARE pd_by_text(text) AS SELECT patient_number FROM clinic.patients WHERE id = $1::uuid;
 SET plan_cache_mode = force_generic_plan;
@@ -456,6 +478,31 @@ SELECT pg_temp.pd_agg('SELECT p.last_name, a.start_time, a.id FROM clinic.appoin
 SELECT (SELECT array_agg(x) FROM (SELECT p.id::text || coalesce(a.title, '-') AS x FROM clinic.patients p LEFT JOIN clinic.appointments a ON a.patient_id = p.id ORDER BY a.title NULLS FIRST, p.id, a.id) s)
 	   = (SELECT array_agg(x) FROM (SELECT p.id::text || coalesce(a.title, '-') AS x FROM pd_local p LEFT JOIN pd_appt a ON a.patient_id = p.id ORDER BY a.title NULLS FIRST, p.id, a.id) s)
 	   AS left_join_same_order;
+-- a RIGHT join (planned as LEFT with the sides swapped), an OFFSET past
+-- the unmatched rows, a LIMIT from a sub-select (a parameter of the remote
+-- statement), a sort key computed from a sub-select's value
+SELECT pg_temp.pd_agg('SELECT a.id, p.id FROM clinic.appointments a RIGHT JOIN clinic.patients p ON a.patient_id = p.id ORDER BY a.start_time DESC, p.id LIMIT 30 OFFSET 60') AS right_join_limit,
+	   pg_temp.pd_agg('SELECT a.id FROM clinic.patients p JOIN clinic.appointments a ON a.patient_id = p.id ORDER BY a.id LIMIT (SELECT 3::bigint) OFFSET (SELECT 2::bigint)') AS subselect_limit,
+	   pg_temp.pd_agg('SELECT a.id FROM clinic.patients p JOIN clinic.appointments a ON a.patient_id = p.id ORDER BY a.start_time - (SELECT max(start_time) FROM pd_appt) DESC, a.id LIMIT 5') AS subselect_sort_key;
+EXPLAIN (VERBOSE, COSTS OFF)
+SELECT a.id FROM clinic.patients p JOIN clinic.appointments a ON a.patient_id = p.id ORDER BY a.id LIMIT (SELECT 3::bigint);
+-- A generic plan of a sorted, limited join made for clinic A returns
+-- clinic B's rows for B, and A's again for A.
+PREPARE pd_join_page(bigint, bigint) AS
+SELECT p.patient_number, p.last_name, a.title FROM clinic.patients p LEFT JOIN clinic.appointments a ON a.patient_id = p.id
+ ORDER BY p.last_name DESC, a.title NULLS FIRST, p.patient_number LIMIT $1 OFFSET $2;
+SET plan_cache_mode = force_generic_plan;
+EXPLAIN (VERBOSE, COSTS OFF) EXECUTE pd_join_page(3, 1);
+EXECUTE pd_join_page(3, 1);
+SELECT medpro_authenticate(:'b_admin', true) ->> 'role' AS role;
+EXECUTE pd_join_page(3, 1);
+SELECT medpro_authenticate(:'a_admin', true) ->> 'role' AS role;
+EXECUTE pd_join_page(3, 1);
+RESET plan_cache_mode;
+DEALLOCATE pd_join_page;
+-- the same page of the local copies
+SELECT p.patient_number, p.last_name, a.title FROM pd_local p LEFT JOIN pd_appt a ON a.patient_id = p.id
+ ORDER BY p.last_name DESC, a.title NULLS FIRST, p.patient_number LIMIT 3 OFFSET 1;
 
 -- Masking: a secretary's qual on a masked column is evaluated on the masked value.
 SELECT social_security_number AS a_ssn FROM clinic.patients WHERE social_security_number IS NOT NULL ORDER BY id LIMIT 1 \gset
@@ -490,6 +537,17 @@ SELECT array(SELECT social_security_number FROM clinic.patients
 			  WHERE social_security_number IS NOT NULL ORDER BY social_security_number DESC, id LIMIT 20)
 	 = array(SELECT repeat('*', 13) || right(social_security_number, 2) FROM pd_local
 			  WHERE social_security_number IS NOT NULL ORDER BY 1 DESC, id LIMIT 20) AS sorted_masked;
+-- in a pushed-down join too: the order by a masked column and the
+-- aggregates of one are done here, on the masked values
+EXPLAIN (VERBOSE, COSTS OFF)
+SELECT p.medical_history, a.id FROM clinic.patients p JOIN clinic.appointments a ON a.patient_id = p.id
+ ORDER BY p.medical_history DESC NULLS LAST, a.id LIMIT 5;
+SELECT array(SELECT row(p.medical_history, a.id)::text FROM clinic.patients p JOIN clinic.appointments a ON a.patient_id = p.id
+			  ORDER BY p.medical_history DESC NULLS LAST, a.id LIMIT 5)
+	 = array(SELECT row(NULL::text, a.id)::text FROM pd_local p JOIN pd_appt a ON a.patient_id = p.id
+			  ORDER BY a.id LIMIT 5) AS join_sorted_masked;
+SELECT count(p.medical_history) AS join_counts_hidden, max(p.medical_history) AS join_max_hidden, count(*) > 0 AS some_rows
+  FROM clinic.patients p JOIN clinic.appointments a ON a.patient_id = p.id;
 
 -- A function of the caller, leaky or not, never sees a soft-deleted row.
 SELECT medpro_authenticate(:'a_admin', true) ->> 'role' AS role;
