@@ -179,3 +179,25 @@ SELECT status, schema_version = latest_version AS at_latest FROM medpro.clinic_s
 
 -- Every lifecycle action is audited.
 SELECT action, count(*) FROM medpro.audit_log WHERE action LIKE 'clinic%' OR action = 'repair' GROUP BY 1 ORDER BY 1;
+
+-- A clinic database has the central database's collation and character
+-- classification, not the cluster's default (C.UTF-8 here): text
+-- comparisons and sorts shipped to the clinic give what they give
+-- centrally.  Through the template, and without it (migration replay).
+CREATE DATABASE regress_central_c TEMPLATE template0 LC_COLLATE 'C' LC_CTYPE 'C';
+\c regress_central_c
+SET client_min_messages = warning;
+CREATE EXTENSION medpro CASCADE;
+SELECT medpro_register_clinic('Collation One', 'FR', 'admin@coll-one.test', 'collation test one 2026') AS coll_one \gset
+SET medpro.clinic_template = off;
+SELECT medpro_register_clinic('Collation Two', 'FR', 'admin@coll-two.test', 'collation test two 2026') AS coll_two \gset
+RESET medpro.clinic_template;
+SELECT c.name, d.datcollate, d.datctype
+  FROM medpro.clinics c JOIN pg_database d ON d.datname = c.db_name ORDER BY c.name;
+SELECT datcollate, datctype FROM pg_database WHERE datname = 'medpro_template_regress_central_c';
+SELECT medpro_drop_clinic(:'coll_one', 'Collation One');
+SELECT medpro_drop_clinic(:'coll_two', 'Collation Two');
+\c contrib_regression
+ALTER DATABASE medpro_template_regress_central_c WITH IS_TEMPLATE false;
+DROP DATABASE medpro_template_regress_central_c;
+DROP DATABASE regress_central_c;

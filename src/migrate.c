@@ -24,6 +24,8 @@
 #include "utils/uuid.h"
 #include "fmgr.h"
 #include "catalog/pg_collation_d.h"
+#include "catalog/pg_database.h"
+#include "utils/syscache.h"
 #include "storage/lock.h"
 #include "funcapi.h"
 #include "utils/tuplestore.h"
@@ -208,6 +210,47 @@ migrate_template_name(void)
 	return pstrdup(name);
 }
 
+/*
+ * migrate_locale_clause
+ *		" LC_COLLATE '...' LC_CTYPE '...' [LOCALE_PROVIDER icu ICU_LOCALE '...']"
+ *		of the central database, for CREATE DATABASE ... TEMPLATE template0.
+ *
+ * The clinic template (hence every clinic cloned from it) and a clinic
+ * created from template0 get the central database's collation and
+ * character classification, whatever the cluster's default: text
+ * comparisons, sorts and lower/upper shipped to the clinic then give what
+ * they give here (docs/routing.md, "Collation").
+ */
+char *
+migrate_locale_clause(void)
+{
+	HeapTuple	tup = SearchSysCache1(DATABASEOID, ObjectIdGetDatum(MyDatabaseId));
+	Form_pg_database db;
+	StringInfoData buf;
+	Datum		d;
+	bool		isnull;
+
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "cache lookup failed for database %u", MyDatabaseId);
+	db = (Form_pg_database) GETSTRUCT(tup);
+	initStringInfo(&buf);
+	d = SysCacheGetAttr(DATABASEOID, tup, Anum_pg_database_datcollate, &isnull);
+	if (!isnull)
+		appendStringInfo(&buf, " LC_COLLATE %s", quote_literal_cstr(TextDatumGetCString(d)));
+	d = SysCacheGetAttr(DATABASEOID, tup, Anum_pg_database_datctype, &isnull);
+	if (!isnull)
+		appendStringInfo(&buf, " LC_CTYPE %s", quote_literal_cstr(TextDatumGetCString(d)));
+	if (db->datlocprovider == COLLPROVIDER_ICU)
+	{
+		d = SysCacheGetAttr(DATABASEOID, tup, Anum_pg_database_daticulocale, &isnull);
+		if (!isnull)
+			appendStringInfo(&buf, " LOCALE_PROVIDER icu ICU_LOCALE %s",
+							 quote_literal_cstr(TextDatumGetCString(d)));
+	}
+	ReleaseSysCache(tup);
+	return buf.data;
+}
+
 /* Run a cluster-level statement through the loopback; sql is built quoted. */
 static void
 loopback(const char *sql)
@@ -302,8 +345,9 @@ migrate_ensure_template(void)
 	}
 	else
 	{
-		loopback(psprintf("CREATE DATABASE %s TEMPLATE template0 ENCODING %s",
-						  qtpl, quote_literal_cstr(GetDatabaseEncodingName())));
+		loopback(psprintf("CREATE DATABASE %s TEMPLATE template0 ENCODING %s%s",
+						  qtpl, quote_literal_cstr(GetDatabaseEncodingName()),
+						  migrate_locale_clause()));
 	}
 
 	PG_TRY();
@@ -315,8 +359,9 @@ migrate_ensure_template(void)
 			conn = NULL;
 			loopback(psprintf("ALTER DATABASE %s WITH IS_TEMPLATE false", qtpl));
 			loopback(psprintf("DROP DATABASE %s WITH (FORCE)", qtpl));
-			loopback(psprintf("CREATE DATABASE %s TEMPLATE template0 ENCODING %s",
-							  qtpl, quote_literal_cstr(GetDatabaseEncodingName())));
+			loopback(psprintf("CREATE DATABASE %s TEMPLATE template0 ENCODING %s%s",
+							  qtpl, quote_literal_cstr(GetDatabaseEncodingName()),
+							  migrate_locale_clause()));
 			conn = remote_admin_connect(tpl);
 		}
 		PQclear(remote_admin_exec(conn,

@@ -44,6 +44,9 @@ extern int	migrate_latest_version(void);
  */
 extern char *migrate_template_name(void);
 
+/* The central database's locale, as a CREATE DATABASE clause (migrate.c). */
+extern char *migrate_locale_clause(void);
+
 /*
  * The comment of a template database at the latest migration ("medpro
  * template at version N checksum <16 hex digits>"); needs SPI.

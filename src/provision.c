@@ -29,6 +29,7 @@
 #include "common/base64.h"
 #include "executor/spi.h"
 #include "fmgr.h"
+#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "nodes/pg_list.h"
 #include "utils/acl.h"
@@ -316,9 +317,12 @@ ensure_database(const char *clinic_id, const char *db, const char *role)
 		loopback(psprintf("ALTER DATABASE %s RENAME TO %s", quote_identifier(spare), qdb));
 	}
 	else
-		loopback(psprintf("CREATE DATABASE %s OWNER %s TEMPLATE %s",
+		loopback(psprintf("CREATE DATABASE %s OWNER %s TEMPLATE %s%s",
 						  qdb, quote_identifier(role),
-						  replay ? "template0" : quote_identifier(migrate_template_name())));
+						  replay ? "template0" : quote_identifier(migrate_template_name()),
+						  replay ? psprintf(" ENCODING %s%s",
+											quote_literal_cstr(GetDatabaseEncodingName()),
+											migrate_locale_clause()) : ""));
 	remember(true, db);
 	loopback(psprintf("COMMENT ON DATABASE %s IS %s", qdb,
 					  quote_literal_cstr(marker(clinic_id))));
