@@ -162,7 +162,6 @@ is_local_value(Node *node)
 		!expression_returns_set(node);
 }
 
-
 /*
  * Whether the argument at index argno of node is evaluated only depending
  * on the arguments before it (the second and later ones of AND and OR).
