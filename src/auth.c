@@ -63,8 +63,8 @@ auth_caller_is_operator(void)
 	return OidIsValid(op) && has_privs_of_role(outer, op);
 }
 
-static char *
-text_arg(FunctionCallInfo fcinfo, int n, const char *name)
+char *
+auth_text_arg(FunctionCallInfo fcinfo, int n, const char *name)
 {
 	if (PG_ARGISNULL(n))
 		ereport(ERROR,
@@ -330,7 +330,7 @@ PG_FUNCTION_INFO_V1(medpro_login);
 Datum
 medpro_login(PG_FUNCTION_ARGS)
 {
-	char	   *email = text_arg(fcinfo, 0, "email");
+	char	   *email = auth_text_arg(fcinfo, 0, "email");
 	text	   *pw;
 	char	   *pwstr;
 	size_t		pwlen;

@@ -1,13 +1,17 @@
 /*
  * auth.h
  *	  Private interface of auth.c: passwords, login and token authentication
- *	  (the keyring itself is keyring.c).  auth.c exports only SQL-callable functions today;
- *	  this header exists for the layout's sake and for later callers.
+ *	  (the keyring itself is keyring.c), and the checks keyring.c shares.
  */
 #ifndef MEDPRO_AUTH_H
 #define MEDPRO_AUTH_H
 
 #include "postgres.h"
+
+#include "fmgr.h"
+
+/* Text argument n of a SQL function; 22023 "<name> must not be null" for NULL. */
+extern char *auth_text_arg(FunctionCallInfo fcinfo, int n, const char *name);
 
 /* Whether the session's outer role is a superuser or acts as medpro_operator. */
 extern bool auth_caller_is_operator(void);

@@ -1015,6 +1015,26 @@ add_grouped_path(PlannerInfo *root, RelOptInfo *input_rel, RelOptInfo *output_re
 }
 
 /*
+ * A foreign scan's fdw_private, read by fdwBeginForeignScan (and
+ * explain_remote_params) by position: the remote SQL, the retrieved
+ * attributes (or tlist positions), the bound on its rows (-1: none), whether
+ * it locks rows, the column masks, the blind-index parameter pairs, whether
+ * it decrypts encrypted columns, and the statement for masked roles ("" when
+ * the same).
+ */
+static List *
+scan_private(const char *sql, List *retrieved, int bound, bool for_update,
+			 const char *masks, List *bidx_params, bool decrypt, const char *masked_sql)
+{
+	List	   *l = list_make5(makeString(pstrdup(sql)), retrieved, makeInteger(bound),
+								   makeInteger(for_update), makeString(pstrdup(masks)));
+
+	l = lappend(l, bidx_params);
+	l = lappend(l, makeInteger(decrypt));
+	return lappend(l, makeString(pstrdup(masked_sql)));
+}
+
+/*
  * The plan of a grouped path: SELECT <grouping expressions and aggregates>
  * FROM public.<table> [WHERE ...] [GROUP BY <positions>].
  */
@@ -1070,12 +1090,8 @@ grouped_plan(PlannerInfo *root, RelOptInfo *grouped_rel, List *tlist,
 	}
 
 	return make_foreignscan(tlist, NIL, 0, params,
-							lappend(lappend(lappend(list_make5(makeString(buf.data), retrieved,
-													   makeInteger(-1), makeInteger(0),
-													   makeString(masks.data)),
-											NIL),
-									makeInteger(0)),
-							makeString("")),
+							scan_private(buf.data, retrieved, -1, false, masks.data,
+										 NIL, false, ""),
 							ginfo->tlist, NIL, outer_plan);
 }
 
@@ -1317,12 +1333,8 @@ join_plan(PlannerInfo *root, RelOptInfo *joinrel, List *tlist, Plan *outer_plan,
 		bound = append_limit(&buf, root, jinfo->cols, &params, -1);
 
 	return make_foreignscan(tlist, NIL, 0, params,
-							lappend(lappend(lappend(list_make5(makeString(buf.data), retrieved,
-													   makeInteger(bound), makeInteger(0),
-													   makeString(masks.data)),
-											NIL),
-									makeInteger(0)),
-							makeString("")),
+							scan_private(buf.data, retrieved, bound, false, masks.data,
+										 NIL, false, ""),
 							scan_tlist, NIL, outer_plan);
 }
 
@@ -1641,13 +1653,10 @@ fdwGetForeignPlan(PlannerInfo *root, RelOptInfo *foreignrel, Oid foreigntableid,
 	}
 
 	return make_foreignscan(tlist, local_exprs, scan_relid, params,
-							lappend(lappend(lappend(list_make5(makeString(buf.data), retrieved_attrs,
-													   makeInteger(bound),
-													   makeInteger(strstr(buf.data, " FOR UPDATE") != NULL),
-													   makeString(masks_string(fpinfo->cols))),
-											bidx_params),
-									makeInteger(1)),
-							makeString(masked_sql.data)),
+							scan_private(buf.data, retrieved_attrs, bound,
+										 strstr(buf.data, " FOR UPDATE") != NULL,
+										 masks_string(fpinfo->cols), bidx_params, true,
+										 masked_sql.data),
 							scan_tlist, is_final ? NIL : remote_exprs, outer_plan);
 }
 

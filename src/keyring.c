@@ -592,16 +592,6 @@ keyring_append_jwk(StringInfo buf, const KeyringAlg *alg, const char *kid,
  */
 
 static char *
-text_arg(FunctionCallInfo fcinfo, int n, const char *name)
-{
-	if (PG_ARGISNULL(n))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("%s must not be null", name)));
-	return text_to_cstring(PG_GETARG_TEXT_PP(n));
-}
-
-static char *
 sealing_context(const char *kid)
 {
 	return psprintf("medpro.keys:%s", kid);
@@ -775,7 +765,7 @@ medpro_key_import(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("permission denied to import keys"),
 				 errhint("Only superusers may import keys.")));
-	kid = text_arg(fcinfo, 0, "kid");
+	kid = auth_text_arg(fcinfo, 0, "kid");
 	alg = keyring_alg_from_name(PG_ARGISNULL(1) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(1)));
 	if (PG_ARGISNULL(2))
 		ereport(ERROR,
@@ -866,7 +856,7 @@ medpro_key_retire(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("permission denied to retire keys"),
 				 errhint("Only members of medpro_operator may do this.")));
-	kid = text_arg(fcinfo, 0, "kid");
+	kid = auth_text_arg(fcinfo, 0, "kid");
 
 	SPI_connect();
 	args[0] = CStringGetTextDatum(kid);
